@@ -7,7 +7,53 @@ and their count.
 
 from weightsym.losses import Loss
 from weightsym.model import MLP
+from weightsym.points import (
+    critical_directions,
+    equal_loss_directions,
+    equal_loss_permutation_path,
+    higher_order_point,
+    noncritical_directions,
+    output_shift,
+    permutation_point,
+)
+from weightsym.symmetry import (
+    compose,
+    distance,
+    invert,
+    most_similar_pair,
+    neuron_vector,
+    output_vector,
+    pairwise_cosine,
+    permutation_set_size,
+    permute,
+    same_function,
+    swap,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "Loss", "__version__"]
+__all__ = [
+    "MLP",
+    "Loss",
+    "__version__",
+    # symmetry (Defs. 1-3, 5)
+    "neuron_vector",
+    "output_vector",
+    "permute",
+    "swap",
+    "compose",
+    "invert",
+    "same_function",
+    "distance",
+    "permutation_set_size",
+    "pairwise_cosine",
+    "most_similar_pair",
+    # points (Defs. 4, 6; Props. 1, 2)
+    "permutation_point",
+    "higher_order_point",
+    "equal_loss_directions",
+    "critical_directions",
+    "noncritical_directions",
+    "output_shift",
+    "equal_loss_permutation_path",
+]

@@ -1,0 +1,234 @@
+"""The scalar distance constraint of the permutation path (paper Sec. 4.1) as a chart.
+
+The paper reparametrizes vartheta_m = vartheta_l + d e with |e| = 1 and minimizes over
+everything else at fixed d. :class:`PairConstraint` is that reparametrization: free variables
+phi = (all of theta outside the pair, z), where z holds the pair's own coordinates, and a map
+theta(phi; d) that satisfies the constraint exactly for every phi. Variants (SPEC section 4):
+
+* ``distance="incoming"`` (the paper's): the pair's parameter vectors vartheta (Def. 1);
+* ``distance="joint"``: (vartheta, w) together, so that d = 0 is the permutation point itself
+  and the output weights cannot open a channel;
+* ``gauge=True`` (positively homogeneous g only, incoming distance): both vectors of the pair are
+  held on the unit sphere, d is their chord, which removes the rescaling escape
+  (vartheta, w) -> (a vartheta, w / a).
+
+:class:`ConstrainedLoss` is the loss on phi with exact gradient, Hessian and Hessian-vector
+products (chain rule through the small pair map, whose derivatives come from ``torch.func``), so
+any solver of :mod:`weightsym.optimize` runs on it unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+from torch.func import hessian as func_hessian
+from torch.func import jacfwd
+
+from weightsym.losses import Loss
+from weightsym.model import MLP
+
+DISTANCES = ("incoming", "joint")
+
+
+def pair_indices(net: MLP, layer: int, neuron: int, distance: str) -> Tensor:
+    """Indices in theta of the vector the distance is measured on, for one neuron."""
+    sl = net.neuron_slice(layer, neuron)
+    incoming = torch.arange(sl.start, sl.stop)
+    if distance == "incoming":
+        return incoming
+    return torch.cat([incoming, net.output_index(layer, neuron)])
+
+
+def unit_gauge(net: MLP, theta: Tensor, layer: int, neurons: tuple[int, ...]) -> Tensor:
+    """Rescale (vartheta_i, w_i) -> (vartheta_i / |vartheta_i|, w_i |vartheta_i|) for the neurons.
+
+    For a positively homogeneous g this leaves f unchanged exactly (up to rounding).
+    """
+    if not net.act.positively_homogeneous:
+        raise ValueError(
+            f"the unit-norm gauge needs a positively homogeneous activation (relu, leaky_relu, "
+            f"identity); got {net.activation!r}"
+        )
+    out = theta.clone()
+    for i in neurons:
+        sl = net.neuron_slice(layer, i)
+        norm = theta[sl].norm()
+        if norm == 0:
+            raise ValueError(f"neuron {i} of layer {layer} has a zero parameter vector")
+        out[sl] = theta[sl] / norm
+        out[net.output_index(layer, i)] = theta[net.output_index(layer, i)] * norm
+    return out
+
+
+class PairConstraint:
+    """theta(phi; d) with |v_m - v_l| = d exactly, v = the pair's vectors (Sec. 4.1)."""
+
+    def __init__(
+        self,
+        net: MLP,
+        layer: int,
+        pair: tuple[int, int],
+        distance: str = "incoming",
+        gauge: bool = False,
+    ) -> None:
+        net.check_hidden_layer(layer)
+        l, m = pair
+        net.check_neuron(layer, l, "pair[0]")
+        net.check_neuron(layer, m, "pair[1]")
+        if l == m:
+            raise ValueError(f"pair must name two different neurons; got l == m == {l}")
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
+        if gauge and distance != "incoming":
+            raise ValueError("gauge=True applies to distance='incoming' only")
+        if gauge and not net.act.positively_homogeneous:
+            raise ValueError(
+                f"gauge=True needs a positively homogeneous activation; got {net.activation!r}"
+            )
+        self.net, self.layer, self.pair = net, layer, (l, m)
+        self.distance, self.gauge = distance, gauge
+        self.I_l = pair_indices(net, layer, l, distance)
+        self.I_m = pair_indices(net, layer, m, distance)
+        self.I_pair = torch.cat([self.I_l, self.I_m])
+        mask = torch.ones(net.num_params, dtype=torch.bool)
+        mask[self.I_pair] = False
+        self.I_rest = torch.nonzero(mask)[:, 0]
+        self.n_rest = int(self.I_rest.numel())
+        self.c = int(self.I_l.numel())
+        self.num_params = self.n_rest + 2 * self.c
+
+    def measure(self, theta: Tensor) -> float:
+        """d(theta) = |v_m - v_l| (Def. 5 as SPEC section 1 fixes it)."""
+        return float((theta[self.I_m] - theta[self.I_l]).norm())
+
+    def pair_map(self, z: Tensor, d: float) -> Tensor:
+        """(v_l, v_m) from the pair's chart coordinates z = (z_l, u)."""
+        z_l, u = z[: self.c], z[self.c :]
+        if not self.gauge:
+            return torch.cat([z_l, z_l + d * u / u.norm()])
+        v_l = z_l / z_l.norm()
+        perp = u - (u @ v_l) * v_l
+        alpha = 2.0 * math.asin(min(d / 2.0, 1.0))
+        return torch.cat([v_l, math.cos(alpha) * v_l + math.sin(alpha) * perp / perp.norm()])
+
+    def pair_derivatives(self, z: Tensor, d: float, c: Tensor) -> tuple[Tensor, Tensor]:
+        """(J, S): the Jacobian of :meth:`pair_map` and sum_j c_j d^2 map_j / dz^2.
+
+        Closed form without the gauge (n = u / |u|, r = |u|): dv_m/du = d (I - n n^T) / r and
+        S_uu = d / r^2 [3 (c_m.n) n n^T - (c_m.n) I - c_m n^T - n c_m^T]; with the gauge both
+        come from ``torch.func``.
+        """
+        if self.gauge:
+            J = jacfwd(lambda zz: self.pair_map(zz, d))(z)
+            S = func_hessian(lambda zz: c @ self.pair_map(zz, d))(z)
+            return J, S
+        k = self.c
+        u = z[k:]
+        r = u.norm()
+        n = u / r
+        eye = torch.eye(k, dtype=z.dtype)
+        J = torch.zeros(2 * k, 2 * k, dtype=z.dtype)
+        J[:k, :k] = eye
+        J[k:, :k] = eye
+        J[k:, k:] = (d / r) * (eye - torch.outer(n, n))
+        cm = c[k:]
+        cn = cm @ n
+        S = torch.zeros_like(J)
+        S[k:, k:] = (d / r**2) * (
+            3 * cn * torch.outer(n, n) - cn * eye - torch.outer(cm, n) - torch.outer(n, cm)
+        )
+        return J, S
+
+    def embed(self, phi: Tensor, d: float) -> Tensor:
+        theta = torch.empty(self.net.num_params, dtype=phi.dtype)
+        theta[self.I_rest] = phi[: self.n_rest]
+        theta[self.I_pair] = self.pair_map(phi[self.n_rest :], d)
+        return theta
+
+    def chart(self, theta: Tensor, direction: Tensor | None = None) -> Tensor:
+        """phi with embed(phi, d(theta)) == theta; ``direction`` is used where v_m == v_l."""
+        diff = theta[self.I_m] - theta[self.I_l]
+        if float(diff.norm()) == 0.0:
+            if direction is None:
+                raise ValueError("the pair coincides; pass the direction e to chart()")
+            diff = direction
+        return torch.cat([theta[self.I_rest], theta[self.I_l], diff / diff.norm()])
+
+    def normalize(self, phi: Tensor) -> Tensor:
+        """The same point with z_l (gauge) and u rescaled to unit length; theta is unchanged."""
+        out = phi.clone()
+        z = out[self.n_rest :]
+        if self.gauge:
+            z[: self.c] /= z[: self.c].norm()
+            v_l = z[: self.c]
+            z[self.c :] -= (z[self.c :] @ v_l) * v_l
+        z[self.c :] /= z[self.c :].norm()
+        return out
+
+
+class ConstrainedLoss:
+    """L(theta(phi; d)) with exact derivatives in phi: the objective of one path step.
+
+    Gradient J^T g, Hessian J^T H J + sum_i g_i d^2 theta_i / dphi^2 (the chain rule), where J
+    is the identity outside the pair's 2c coordinates; Hessian-vector products likewise.
+    """
+
+    def __init__(self, loss: Loss, constraint: PairConstraint, d: float) -> None:
+        self.loss, self.con, self.d = loss, constraint, float(d)
+        self.num_params = constraint.num_params
+        self._cache: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+
+    def theta(self, phi: Tensor) -> Tensor:
+        return self.con.embed(phi, self.d)
+
+    def __call__(self, phi: Tensor) -> float:
+        return self.loss(self.theta(phi))
+
+    def _z(self, phi: Tensor) -> Tensor:
+        return phi[self.con.n_rest :]
+
+    def _pull_back(self, v: Tensor, J: Tensor) -> Tensor:
+        """J^T v for a vector v on theta."""
+        return torch.cat([v[self.con.I_rest], J.T @ v[self.con.I_pair]])
+
+    def _derivatives(self, phi: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+        J, S = self.con.pair_derivatives(self._z(phi), self.d, g[self.con.I_pair])
+        self._cache = (phi.clone(), g, J, S)
+        return J, S
+
+    def value_and_grad(self, phi: Tensor) -> tuple[float, Tensor]:
+        value, g = self.loss.value_and_grad(self.theta(phi))
+        J, _ = self._derivatives(phi, g)
+        return value, self._pull_back(g, J)
+
+    def value_grad_hessian(self, phi: Tensor) -> tuple[float, Tensor, Tensor]:
+        con = self.con
+        value, g, H = self.loss.value_grad_hessian(self.theta(phi))
+        J, S = self._derivatives(phi, g)
+        Ir, Ip, n = con.I_rest, con.I_pair, con.n_rest
+        HF = torch.empty(self.num_params, self.num_params, dtype=H.dtype)
+        HF[:n, :n] = H[Ir][:, Ir]
+        cross = H[Ir][:, Ip] @ J
+        HF[:n, n:] = cross
+        HF[n:, :n] = cross.T
+        HF[n:, n:] = J.T @ H[Ip][:, Ip] @ J + S
+        return value, self._pull_back(g, J), HF
+
+    def hvp(self, phi: Tensor, w: Tensor) -> Tensor:
+        cache = self._cache
+        if cache is None or not torch.equal(cache[0], phi):
+            self.value_and_grad(phi)
+            cache = self._cache
+        assert cache is not None
+        _, _, J, S = cache
+        con = self.con
+        theta = self.theta(phi)
+        w_z = w[con.n_rest :]
+        theta_dot = torch.empty_like(theta)
+        theta_dot[con.I_rest] = w[: con.n_rest]
+        theta_dot[con.I_pair] = J @ w_z
+        out = self._pull_back(self.loss.hvp(theta, theta_dot), J)
+        out[con.n_rest :] += S @ w_z
+        return out

@@ -1,0 +1,98 @@
+"""Per-step diagnostics of a permutation path: the escapes of SPEC section 4.
+
+A converged solver leaves the paper's path by flat routes that slow gradient descent never
+explored. Each is detected from norms relative to the start of the path:
+
+* **channel** (smooth g, incoming distance): the pair's output weights grow like 1/d while their
+  input vectors keep their size, so the pair computes a derivative of g (Martinelli et al.);
+* **rescaling** (positively homogeneous g): the pair's input vectors shrink and the output
+  weights grow, (vartheta, w) -> (a vartheta, w / a), which drives d to 0 at no cost;
+* **channel elsewhere**: the largest weight of some *other* hidden neuron grows, which signals a
+  student with no finite minimizer at this d.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+from weightsym.model import MLP
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a flag rises (ratios to the start of the path)."""
+
+    channel: float = 10.0  # pair output-weight norm grew by more than this factor
+    rescaling: float = 0.1  # pair input norm fell below this fraction
+    elsewhere: float = 3.0  # largest weight of another neuron grew by more than this factor
+
+
+def _neuron_max(net: MLP, theta: Tensor, layer: int, i: int) -> float:
+    return max(
+        float(theta[net.neuron_slice(layer, i)].abs().max()),
+        float(theta[net.output_index(layer, i)].abs().max()),
+    )
+
+
+def largest_other_neuron(
+    net: MLP, theta: Tensor, layer: int, pair: tuple[int, int]
+) -> tuple[float, int, int]:
+    """(largest |weight|, layer, neuron) over hidden neurons outside the pair (in or out)."""
+    best = (0.0, layer, -1)
+    for k in net.hidden_layers:
+        for i in range(net.widths[k]):
+            if k == layer and i in pair:
+                continue
+            best = max(best, (_neuron_max(net, theta, k, i), k, i))
+    return best
+
+
+def step_diagnostics(
+    net: MLP,
+    theta: Tensor,
+    start: Tensor,
+    layer: int,
+    pair: tuple[int, int],
+    thresholds: Thresholds = Thresholds(),
+) -> dict[str, float | int | bool]:
+    """Norm ratios against ``start`` and the three escape flags for one point of a path."""
+    out: dict[str, float | int | bool] = {}
+    in_ratios, out_ratios = [], []
+    for name, i in zip(("l", "m"), pair):
+        sl, oi = net.neuron_slice(layer, i), net.output_index(layer, i)
+        r_in = float(theta[sl].norm() / start[sl].norm().clamp_min(1e-300))
+        r_out = float(theta[oi].norm() / start[oi].norm().clamp_min(1e-300))
+        out[f"in_norm_{name}"] = r_in
+        out[f"out_norm_{name}"] = r_out
+        in_ratios.append(r_in)
+        out_ratios.append(r_out)
+    other, k, i = largest_other_neuron(net, theta, layer, pair)
+    other0, _, _ = largest_other_neuron(net, start, layer, pair)
+    out["max_weight"] = float(theta.abs().max())
+    out["other_max_weight"] = other
+    out["other_growth"] = other / max(other0, 1e-300) if i >= 0 else 1.0
+    out["other_layer"], out["other_neuron"] = k, i
+    shrunk = min(in_ratios) < thresholds.rescaling
+    out["flag_rescaling"] = shrunk
+    out["flag_channel"] = max(out_ratios) > thresholds.channel and not shrunk
+    out["flag_elsewhere"] = out["other_growth"] > thresholds.elsewhere
+    return out
+
+
+def thresholds_dict(thresholds: Thresholds) -> dict[str, float]:
+    return asdict(thresholds)
+
+
+FLAGS = ("flag_channel", "flag_rescaling", "flag_elsewhere")
+
+
+def any_flags(rows: list[dict]) -> dict[str, bool]:
+    """Whether each flag rose anywhere on a list of step records."""
+    return {f: any(bool(r.get(f, False)) for r in rows) for f in FLAGS}
+
+
+def as_tensor(rows: list[dict], key: str) -> Tensor:
+    return torch.tensor([float(r[key]) for r in rows], dtype=torch.float64)

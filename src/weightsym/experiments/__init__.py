@@ -1,0 +1,1 @@
+"""Experiments of the paper: config -> run -> results folder."""

@@ -1,0 +1,353 @@
+"""The permutation path between partner minima (paper Sec. 4.1, SPEC section 3).
+
+From a minimum theta*, merge neurons l and m of hidden layer k: decrease d = |v_m - v_l| on a
+log-spaced schedule d_0 > ... > d_S = ratio * d_0, then d = 0, re-minimizing the loss over
+everything else at each d (warm-started from the previous d, optionally with a secant
+predictor); at d = 0 (t = 1/4) move the pair's output weights to their mean at constant loss
+(Fig. 4, t = 1/4 .. 1/2, the permutation point of Def. 4), and complete the path by the mirror
+gamma(t) = sigma_{l<->m}(gamma(1 - t)), so gamma(1) = sigma_{l<->m}(theta*).
+
+Every step is recorded (d, t, loss, grad_inf, iterations, gradient evaluations, converged, wall
+time and the escape diagnostics of :mod:`weightsym.diagnostics`), its parameters kept, and with
+``out=`` written to a results folder as it goes, so that a killed run resumes from its last
+finished step and ends with identical numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path as FsPath
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from weightsym import diagnostics as diag
+from weightsym.constraints import DISTANCES, ConstrainedLoss, PairConstraint, unit_gauge
+from weightsym.losses import Loss
+from weightsym.optimize import minimize
+from weightsym.store import Checkpoint, atomic_save_tensors, atomic_write_csv
+from weightsym.symmetry import swap
+
+SOLVERS = ("auto", "newton", "newton-cg", "lbfgs", "paper-gd")
+PAPER_GD = {"lr": 0.05, "max_iter": 20_000}  # the paper's method: fixed step, stated budget
+
+
+@dataclass(frozen=True)
+class PathConfig:
+    """Everything that determines a path (stored in the results folder's config)."""
+
+    layer: int
+    pair: tuple[int, int]
+    steps: int = 200
+    ratio: float = 1e-4
+    distance: str = "incoming"
+    gauge: bool = False
+    solver: str = "auto"
+    tol: float = 1e-12
+    max_iter: int | None = None
+    lr: float | None = None
+    predictor: bool = True
+    shift_points: int = 10
+    thresholds: diag.Thresholds = field(default_factory=diag.Thresholds)
+
+    def validate(self) -> None:
+        if self.distance not in DISTANCES:
+            raise ValueError(f"unknown distance {self.distance!r}; expected one of {DISTANCES}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ValueError(f"steps must be a positive int; got {self.steps!r}")
+        if not 0.0 < self.ratio < 1.0:
+            raise ValueError(f"ratio must lie in (0, 1); got {self.ratio!r}")
+        if not self.tol > 0:
+            raise ValueError(f"tol must be positive; got {self.tol!r}")
+        if not (isinstance(self.shift_points, int) and self.shift_points >= 1):
+            raise ValueError(f"shift_points must be a positive int; got {self.shift_points!r}")
+
+    def schedule(self, d0: float) -> list[float]:
+        """d_0 > d_1 > ... > d_S = ratio d_0 (log-spaced), then 0."""
+        S = self.steps
+        return [d0 * self.ratio ** (i / S) for i in range(S + 1)] + [0.0]
+
+    def solver_options(self) -> dict:
+        if self.solver == "paper-gd":
+            opts = {"method": "gd", **PAPER_GD}
+        else:
+            opts = {"method": self.solver}
+        if self.lr is not None:
+            opts["lr"] = self.lr
+        if self.max_iter is not None:
+            opts["max_iter"] = self.max_iter
+        return opts
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["pair"] = list(self.pair)
+        return out
+
+
+def problem_fingerprint(loss: Loss, theta: Tensor) -> str:
+    """SHA-256 of the network, the data, the loss kind and theta*: resume only the same problem."""
+    h = hashlib.sha256()
+    h.update(repr((loss.net.widths, loss.net.activation, loss.kind)).encode())
+    for t in (loss.X, loss.Y, theta):
+        h.update(t.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class Path:
+    """A computed permutation path; the first half is stored, the second is its mirror."""
+
+    def __init__(
+        self,
+        loss: Loss,
+        theta_star: Tensor,
+        config: PathConfig,
+        records: list[dict],
+        thetas: Tensor,
+    ) -> None:
+        self.net = loss.net
+        self.theta_star = theta_star
+        self.config = config
+        self.layer, self.pair = config.layer, config.pair
+        self.records = records
+        self.thetas = thetas  # (N, P): t from 0 to 1/2
+        col = lambda key: diag.as_tensor(records, key)  # noqa: E731
+        self.d, self.t, self.loss, self.grad_inf = col("d"), col("t"), col("loss"), col("grad_inf")
+        self.converged = torch.tensor([bool(r["converged"]) for r in records])
+        self.diagnostics = [
+            {k: r[k] for k in r if k.startswith(("in_norm", "out_norm", "flag_", "other_"))}
+            | {"max_weight": r["max_weight"]}
+            for r in records
+        ]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def full(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(t, thetas, losses) from theta* (t = 0) to sigma_{l<->m}(theta*) (t = 1)."""
+        l, m = self.pair
+        back = torch.stack(
+            [swap(self.net, th, self.layer, l, m) for th in self.thetas[:-1].flip(0)]
+        )
+        t = torch.cat([self.t, 1.0 - self.t[:-1].flip(0)])
+        return t, torch.cat([self.thetas, back]), torch.cat([self.loss, self.loss[:-1].flip(0)])
+
+    @property
+    def permutation_point_loss(self) -> float:
+        return float(self.loss[-1])
+
+    @property
+    def barrier(self) -> tuple[float, float, int, bool]:
+        """(highest loss, its t, its index in :meth:`full`, whether it sits at the point)."""
+        i = int(torch.argmax(self.loss))
+        top = float(self.loss[i])
+        at_point = self.permutation_point_loss >= top - 1e-9 * max(abs(top), 1e-300)
+        return top, float(self.t[i]), i, at_point
+
+    def flags(self) -> dict[str, bool]:
+        return diag.any_flags(self.records)
+
+    def table(self) -> list[dict]:
+        return [dict(r) for r in self.records]
+
+    def summary(self) -> dict:
+        top, t_top, i_top, at_point = self.barrier
+        return {
+            "config": self.config.as_dict(),
+            "barrier": top,
+            "barrier_t": t_top,
+            "barrier_index": i_top,
+            "barrier_at_permutation_point": at_point,
+            "loss_start": float(self.loss[0]),
+            "loss_permutation_point": self.permutation_point_loss,
+            "worst_grad_inf": float(self.grad_inf[: self.num_solved].max()),
+            "all_converged": bool(self.converged[: self.num_solved].all()),
+            "not_converged_steps": [
+                int(i) for i in torch.nonzero(~self.converged[: self.num_solved])[:, 0]
+            ],
+            **self.flags(),
+        }
+
+    @property
+    def num_solved(self) -> int:
+        return sum(1 for r in self.records if r["segment"] != "shift")
+
+
+def _predict(phis: list[Tensor], ds: list[float], d_new: float, con: PairConstraint) -> Tensor:
+    """Secant predictor in log d from the last two solutions (warm start if unavailable)."""
+    if len(phis) < 2 or d_new <= 0 or ds[-2] <= 0 or ds[-1] <= 0:
+        return phis[-1]
+    s = (math.log(d_new) - math.log(ds[-1])) / (math.log(ds[-1]) - math.log(ds[-2]))
+    return con.normalize(phis[-1] + s * (phis[-1] - phis[-2]))
+
+
+def _solve_step(
+    loss: Loss, con: PairConstraint, d: float, phi0: Tensor, prev: Tensor, cfg: PathConfig
+) -> tuple[Tensor, dict]:
+    obj = ConstrainedLoss(loss, con, d)
+    start = phi0
+    if phi0 is not prev and obj(phi0) > obj(prev):
+        start = prev
+    t0 = time.perf_counter()
+    res = minimize(obj, start, tol=cfg.tol, **cfg.solver_options())
+    wall = time.perf_counter() - t0
+    phi = con.normalize(res.x)
+    rec = {
+        "loss": float(res.fun),
+        "grad_inf": float(res.grad_inf),
+        "nit": int(res.nit),
+        "ngev": int(res.ngev),
+        "nhev": int(res.nhev),
+        "nhvp": int(res.nhvp),
+        "converged": bool(res.success),
+        "message": str(res.message),
+        "predicted": start is phi0 and phi0 is not prev,
+        "wall_time": wall,
+    }
+    return phi, rec
+
+
+def find_path(
+    loss: Loss,
+    theta: Tensor,
+    layer: int,
+    pair: tuple[int, int],
+    steps: int = 200,
+    ratio: float = 1e-4,
+    distance: str = "incoming",
+    solver: str = "auto",
+    tol: float = 1e-12,
+    *,
+    gauge: bool = False,
+    max_iter: int | None = None,
+    lr: float | None = None,
+    predictor: bool = True,
+    shift_points: int = 10,
+    thresholds: diag.Thresholds | None = None,
+    out: str | FsPath | None = None,
+    progress: bool = False,
+) -> Path:
+    """Compute the permutation path of Sec. 4.1 from the minimum ``theta``.
+
+    ``solver="paper-gd"`` is the paper's full-batch gradient descent with a fixed step and a
+    budget (``PAPER_GD``); the default ``"auto"`` is trust-region Newton on the exact Hessian
+    for small networks and Newton-CG otherwise, with a secant predictor between steps. With
+    ``out`` the path is written to that folder as it goes and resumed from it.
+    """
+    net = loss.net
+    net.check_theta(theta)
+    cfg = PathConfig(
+        layer=layer,
+        pair=(int(pair[0]), int(pair[1])),
+        steps=steps,
+        ratio=ratio,
+        distance=distance,
+        gauge=gauge,
+        solver=solver,
+        tol=tol,
+        max_iter=max_iter,
+        lr=lr,
+        predictor=predictor,
+        shift_points=shift_points,
+        thresholds=thresholds or diag.Thresholds(),
+    )
+    cfg.validate()
+    con = PairConstraint(net, layer, cfg.pair, distance, gauge)
+    start = unit_gauge(net, theta, layer, cfg.pair) if gauge else theta.clone()
+    d0 = con.measure(start)
+    if d0 == 0.0:
+        raise ValueError(f"neurons {cfg.pair} of layer {layer} already coincide (d = 0)")
+    schedule = cfg.schedule(d0)
+    ckpt = None
+    if out is not None:
+        ckpt = Checkpoint(out, {"path": cfg.as_dict(), "problem": problem_fingerprint(loss, theta)})
+    records: list[dict] = []
+    thetas: list[Tensor] = []
+    phis: list[Tensor] = [con.chart(start)]
+    ds: list[float] = [d0]
+    bar = tqdm(total=len(schedule), disable=not progress, desc=f"path {cfg.pair}", leave=False)
+    for i, d in enumerate(schedule):
+        if ckpt is not None and i in ckpt:
+            rec, tens = ckpt.load_step(i)
+            phi = tens["phi"]
+        else:
+            phi0 = _predict(phis, ds, d, con) if (cfg.predictor and i > 1) else phis[-1]
+            phi, rec = _solve_step(loss, con, d, phi0, phis[-1], cfg)
+            th = con.embed(phi, d)
+            rec.update(
+                index=i,
+                segment="merge" if d == 0.0 else "descent",
+                d=d,
+                t=0.25 * i / (len(schedule) - 1),
+                **diag.step_diagnostics(net, th, start, layer, cfg.pair, cfg.thresholds),
+            )
+            if ckpt is not None:
+                ckpt.save_step(i, rec, {"phi": phi, "theta": th})
+        records.append(rec)
+        thetas.append(con.embed(phi, d))
+        if i > 0:
+            phis.append(phi)
+            ds.append(d)
+        else:
+            phis[0] = phi
+        bar.update(1)
+    bar.close()
+    _append_output_shift(loss, con, thetas, records, start, cfg)
+    path = Path(loss, theta, cfg, records, torch.stack(thetas))
+    if ckpt is not None:
+        _write_results(ckpt, path)
+    return path
+
+
+def _append_output_shift(
+    loss: Loss,
+    con: PairConstraint,
+    thetas: list[Tensor],
+    records: list[dict],
+    start: Tensor,
+    cfg: PathConfig,
+) -> None:
+    """t = 1/4 .. 1/2: move the merged pair's output weights linearly to their mean (Fig. 4)."""
+    net, layer = loss.net, cfg.layer
+    l, m = cfg.pair
+    base = thetas[-1]
+    o_l, o_m = net.output_index(layer, l), net.output_index(layer, m)
+    mean = 0.5 * (base[o_l] + base[o_m])
+    J = cfg.shift_points
+    for j in range(1, J + 1):
+        s = j / J
+        th = base.clone()
+        th[o_l] = (1 - s) * base[o_l] + s * mean
+        th[o_m] = (1 - s) * base[o_m] + s * mean
+        value, g = loss.value_and_grad(th)
+        rec = {
+            "index": len(records),
+            "segment": "shift",
+            "d": 0.0,
+            "t": 0.25 + 0.25 * s,
+            "loss": value,
+            "grad_inf": float(g.abs().max()),
+            "nit": 0,
+            "ngev": 1,
+            "nhev": 0,
+            "nhvp": 0,
+            "converged": records[-1]["converged"] if j == J else False,
+            "message": "output-weight shift (constant loss)",
+            "predicted": False,
+            "wall_time": 0.0,
+            **diag.step_diagnostics(net, th, start, layer, cfg.pair, cfg.thresholds),
+        }
+        records.append(rec)
+        thetas.append(th)
+
+
+def _write_results(ckpt: Checkpoint, path: Path) -> None:
+    """steps.csv, thetas.pt and summary.json next to the per-step checkpoint."""
+    atomic_write_csv(ckpt.directory / "steps.csv", path.table())
+    atomic_save_tensors(ckpt.directory / "thetas.pt", {"thetas": path.thetas, "t": path.t})
+    ckpt.finalize(path.summary())
