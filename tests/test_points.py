@@ -20,7 +20,6 @@ import pytest
 import torch
 
 import weightsym as ws
-from weightsym.optimize import minimize
 from weightsym.points import permutation_path_keys
 
 DEEP = [3, 4, 5, 3, 2]  # three hidden layers of widths 4, 5, 3
@@ -45,7 +44,7 @@ class Fitted:
 
 
 def fit(net: ws.MLP, X: torch.Tensor, Y: torch.Tensor, start: torch.Tensor) -> Fitted:
-    res = minimize(ws.Loss(net, X, Y), start, method="newton", tol=1e-12)
+    res = ws.minimize(ws.Loss(net, X, Y), start, method="newton", tol=1e-12)
     assert res.success, res.message  # the example must be a critical point to 1e-12
     print(f"\n  fitted {net}: loss {res.fun:.3e}, grad_inf {res.grad_inf:.1e}, nit {res.nit}")
     return Fitted(net, res.x, X, Y)
@@ -96,11 +95,10 @@ def hv_ratio(H: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
 
 
 def eigen_counts(loss: ws.Loss, theta: torch.Tensor) -> tuple[int, int, int, torch.Tensor]:
-    """(negative, zero, positive, eigenvalues) with zero meaning |lambda| <= ZERO_RTOL * |H|."""
-    ev = torch.linalg.eigvalsh(loss.hessian(theta))
-    tol = ZERO_RTOL * ev.abs().max()
-    neg, zero = int((ev < -tol).sum()), int((ev.abs() <= tol).sum())
-    return neg, zero, ev.numel() - neg - zero, ev
+    """(negative, zero, positive) by ws.saddle_index, zero meaning |lambda| <= ZERO_RTOL |H|,
+    and the eigenvalues (ws.hessian_spectrum)."""
+    counts = ws.saddle_index(loss, theta, rtol=ZERO_RTOL)
+    return (*counts, ws.hessian_spectrum(loss, theta))
 
 
 # -- Defs. 4 and 6: construction ----------------------------------------------------------------
@@ -321,6 +319,7 @@ def test_permutation_path_reaches_any_ordering_at_constant_loss(activation, laye
             f"max rel. loss change {change:.1e}"
         )
         assert change <= 1e-12  # relative to max(1, L)
+        assert all(ws.same_function(net, start, net, p, loss.X) for p in path)  # rtol 1e-12
         assert torch.equal(path[0], start) and torch.equal(path[-1], target)  # exact ends
         inv = ws.invert(perm)
         assert torch.equal(

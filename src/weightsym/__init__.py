@@ -5,8 +5,10 @@ loss landscapes revisited" (2019): permutation points, permutation paths, equal-
 and their count.
 """
 
+from weightsym.curvature import hessian_operator, hessian_spectrum, saddle_index
 from weightsym.losses import Loss
 from weightsym.model import MLP
+from weightsym.optimize import OptimizeResult, minimize
 from weightsym.points import (
     critical_directions,
     equal_loss_directions,
@@ -56,4 +58,10 @@ __all__ = [
     "noncritical_directions",
     "output_shift",
     "equal_loss_permutation_path",
+    # optimize, curvature
+    "minimize",
+    "OptimizeResult",
+    "hessian_spectrum",
+    "saddle_index",
+    "hessian_operator",
 ]

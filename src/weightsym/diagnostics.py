@@ -3,8 +3,9 @@
 A converged solver leaves the paper's path by flat routes that slow gradient descent never
 explored. Each is detected from norms relative to the start of the path:
 
-* **channel** (smooth g, incoming distance): the pair's output weights grow like 1/d while their
-  input vectors keep their size, so the pair computes a derivative of g (Martinelli et al.);
+* **channel** (smooth g, incoming distance): the pair's output weights diverge as +-c/d while
+  their input vectors keep their size, so the pair computes a derivative of g (Martinelli et
+  al.); measured by |w_l - w_m| against the larger of the start norms |w_l|, |w_m|;
 * **rescaling** (positively homogeneous g): the pair's input vectors shrink and the output
   weights grow, (vartheta, w) -> (a vartheta, w / a), which drives d to 0 at no cost;
 * **channel elsewhere**: the largest weight of some *other* hidden neuron grows, which signals a
@@ -25,7 +26,7 @@ from weightsym.model import MLP
 class Thresholds:
     """When a flag rises (ratios to the start of the path)."""
 
-    channel: float = 10.0  # pair output-weight norm grew by more than this factor
+    channel: float = 10.0  # |w_l - w_m| grew beyond this factor times max(|w_l|, |w_m|) at start
     rescaling: float = 0.1  # pair input norm fell below this fraction
     elsewhere: float = 3.0  # largest weight of another neuron grew by more than this factor
 
@@ -60,7 +61,7 @@ def step_diagnostics(
 ) -> dict[str, float | int | bool]:
     """Norm ratios against ``start`` and the three escape flags for one point of a path."""
     out: dict[str, float | int | bool] = {}
-    in_ratios, out_ratios = [], []
+    in_ratios = []
     for name, i in zip(("l", "m"), pair):
         sl, oi = net.neuron_slice(layer, i), net.output_index(layer, i)
         r_in = float(theta[sl].norm() / start[sl].norm().clamp_min(1e-300))
@@ -68,7 +69,9 @@ def step_diagnostics(
         out[f"in_norm_{name}"] = r_in
         out[f"out_norm_{name}"] = r_out
         in_ratios.append(r_in)
-        out_ratios.append(r_out)
+    o_l, o_m = net.output_index(layer, pair[0]), net.output_index(layer, pair[1])
+    spread0 = max(float(start[o_l].norm()), float(start[o_m].norm()), 1e-300)
+    out["out_spread"] = float((theta[o_l] - theta[o_m]).norm()) / spread0
     other, k, i = largest_other_neuron(net, theta, layer, pair)
     other0, _, _ = largest_other_neuron(net, start, layer, pair)
     out["max_weight"] = float(theta.abs().max())
@@ -77,7 +80,7 @@ def step_diagnostics(
     out["other_layer"], out["other_neuron"] = k, i
     shrunk = min(in_ratios) < thresholds.rescaling
     out["flag_rescaling"] = shrunk
-    out["flag_channel"] = max(out_ratios) > thresholds.channel and not shrunk
+    out["flag_channel"] = out["out_spread"] > thresholds.channel and not shrunk
     out["flag_elsewhere"] = out["other_growth"] > thresholds.elsewhere
     return out
 

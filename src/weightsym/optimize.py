@@ -321,28 +321,56 @@ class _DenseModel:
 def _tr_eigen(lam: Tensor, g: Tensor, radius: float) -> tuple[Tensor, float, bool]:
     """Solve min g.s + s.diag(lam).s / 2 subject to |s| <= radius, in the eigenbasis.
 
-    ``lam`` ascending. Eigenvalues within rounding of zero count as zero. Gradient components
-    along zero eigenvalues are set aside while the curved directions carry more gradient (near
-    a manifold of critical points they are second order in the distance to it, so the
-    pseudo-inverse Newton step is right); otherwise the model is linear along them and the step
-    goes to the boundary. Returns (s, predicted reduction, whether s is on the boundary).
+    ``lam`` ascending. The solve is exact (More and Sorensen 1983: the interior Newton step, or
+    the boundary solution of the secular equation, hard case included) for a model that first
+    sets aside what does not matter to this step (:func:`_flat_directions`): eigenvalues within
+    rounding of zero count as zero, negative curvature weaker than sqrt(max|lambda| |g|) counts
+    as flat, and the gradient along the flattest directions is dropped while it stays below the
+    inexact-Newton forcing tolerance. Without this, near a manifold of critical points
+    (permutation points, split ratios, the sphere chart), where the curvature along the manifold
+    is tiny and of either sign, every step went to the boundary along the manifold: 100 to 1,100
+    iterations instead of 13 to 72 on duplicated-neuron students. Returns (s, reduction
+    predicted by the unmodified model, whether s is on the boundary).
     """
-    lam = torch.where(lam.abs() <= _ZERO_EIG * float(lam.abs().max()), 0.0, lam)
-    zero = lam == 0
-    g_used = g
-    if float(g[zero].norm()) <= float(g[~zero].norm()):
-        g_used = torch.where(zero, 0.0, g)
-    lmin = float(lam[0])
+    flat_lam = torch.where(lam.abs() <= _ZERO_EIG * float(lam.abs().max()), 0.0, lam)
+    flat_lam, flat = _flat_directions(flat_lam, g)
+    g_used = torch.where(flat, 0.0, g)
+    zero = flat_lam == 0
+    lmin = float(flat_lam[0])
     if lmin >= 0 and not bool((zero & (g_used != 0)).any()):
-        s = torch.where(zero, 0.0, -g_used / torch.where(zero, 1.0, lam))
+        s = torch.where(zero, 0.0, -g_used / torch.where(zero, 1.0, flat_lam))
         if float(s.norm()) <= radius:
             return s, _predicted(lam, g, s), False
-    mu = _secular(lam, g_used, radius, max(0.0, -lmin))
-    s = _shifted_step(lam, g_used, mu)
+    mu = _secular(flat_lam, g_used, radius, max(0.0, -lmin))
+    s = _shifted_step(flat_lam, g_used, mu)
     gap = radius**2 - float(s @ s)
     if lmin < 0 and gap > 0:  # hard case: fill up along the lowest eigenvector
         s[0] += math.copysign(math.sqrt(gap), -float(g[0]) if g[0] != 0 else 1.0)
     return s, _predicted(lam, g, s), True
+
+
+def _forcing(gnorm: float) -> float:
+    """The inexact-Newton forcing term eta = min(0.5, sqrt|g|) (Nocedal and Wright Sec. 7.1)."""
+    return min(0.5, math.sqrt(gnorm))
+
+
+def _flat_directions(lam: Tensor, g: Tensor) -> tuple[Tensor, Tensor]:
+    """(lam with insignificant negative curvature clipped to 0, mask of gradient to set aside).
+
+    Negative curvature counts once |lambda| > sqrt(max|lambda| * |g|), the usual threshold of
+    approximate second-order stationarity (eps_H = sqrt(L_H eps_g), with the Hessian's Lipschitz
+    constant L_H estimated by max|lambda| on weights of order one); weaker negative curvature is
+    treated as flat. The flattest directions are then set aside while their gradient stays
+    below eta |g| (eta the forcing term).
+    """
+    gnorm = float(g.norm())
+    lam = torch.where(lam > -math.sqrt(float(lam.abs().max()) * gnorm), lam.clamp(min=0.0), lam)
+    order = torch.argsort(lam.abs())
+    within = torch.cumsum(g[order] ** 2, 0) <= (_forcing(gnorm) * gnorm) ** 2
+    within &= torch.cumprod(lam[order] >= 0, 0) > 0
+    mask = torch.zeros_like(lam, dtype=torch.bool)
+    mask[order[within]] = True
+    return lam, mask
 
 
 def _predicted(lam: Tensor, g: Tensor, s: Tensor) -> float:
@@ -397,7 +425,7 @@ class _CGModel:
         s, Bs = torch.zeros_like(g), torch.zeros_like(g)
         r, d = g.clone(), -g
         rr = float(r @ r)
-        tol = min(0.5, rr**0.25) * math.sqrt(rr)
+        tol = _forcing(math.sqrt(rr)) * math.sqrt(rr)
         for _ in range(self.max_iter):
             Bd = self.run.hvp(d)
             dBd = float(d @ Bd)
@@ -472,7 +500,12 @@ def _lbfgs(run: _Run, *, maxcor: int = 20) -> None:
     )
     at(res.x)
     run.check()
-    raise run.no_progress(f"L-BFGS-B stopped: {res.message}")
+    why = str(res.message)
+    if "ABNORMAL" in why:
+        why = f"its line search failed (scipy: {why!r})"
+    elif "REDUCTION" in why:
+        why = f"the loss stopped decreasing (scipy: {why!r})"
+    raise run.no_progress(f"L-BFGS-B stalled, {why}")
 
 
 _SOLVERS: dict[str, Callable[..., None]] = {
@@ -509,8 +542,8 @@ def minimize(
             still decreases; ``max_fev`` (default None): a budget of value evaluations;
             ``radius``, ``max_radius`` (trust region, default 1 and 1e4); ``cg_max_iter``
             ("newton-cg", default 20 * num_params, as scipy's "Newton-CG"; CG usually
-            stops earlier, at the forcing tolerance min(0.5, sqrt|g|) |g|); ``maxcor`` ("lbfgs", default 20); ``lr``
-            ("gd", default :data:`DEFAULT_LR`).
+            stops earlier, at the forcing tolerance min(0.5, sqrt|g|) |g|); ``maxcor``
+            ("lbfgs", default 20); ``lr`` ("gd", default :data:`DEFAULT_LR`).
 
     Returns:
         An :class:`OptimizeResult`; ``success`` is False, with the reason in ``message`` and

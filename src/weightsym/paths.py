@@ -34,6 +34,9 @@ from weightsym.symmetry import swap
 
 SOLVERS = ("auto", "newton", "newton-cg", "lbfgs", "paper-gd")
 PAPER_GD = {"lr": 0.05, "max_iter": 20_000}  # the paper's method: fixed step, stated budget
+STEP_MAX_ITER = {"auto": 200, "newton": 200, "newton-cg": 200, "lbfgs": 5000}
+"""Iteration budget of one path step (a step whose student has no finite minimizer would
+otherwise spend the solver's whole budget creeping along a channel)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class PathConfig:
         if self.solver == "paper-gd":
             opts = {"method": "gd", **PAPER_GD}
         else:
-            opts = {"method": self.solver}
+            opts = {"method": self.solver, "max_iter": STEP_MAX_ITER[self.solver]}
         if self.lr is not None:
             opts["lr"] = self.lr
         if self.max_iter is not None:
@@ -120,7 +123,7 @@ class Path:
         self.d, self.t, self.loss, self.grad_inf = col("d"), col("t"), col("loss"), col("grad_inf")
         self.converged = torch.tensor([bool(r["converged"]) for r in records])
         self.diagnostics = [
-            {k: r[k] for k in r if k.startswith(("in_norm", "out_norm", "flag_", "other_"))}
+            {k: r[k] for k in r if k.startswith(("in_norm", "out_", "flag_", "other_"))}
             | {"max_weight": r["max_weight"]}
             for r in records
         ]
@@ -197,6 +200,9 @@ def _solve_step(
     res = minimize(obj, start, tol=cfg.tol, **cfg.solver_options())
     wall = time.perf_counter() - t0
     phi = con.normalize(res.x)
+    message = str(res.message)
+    if not res.success:
+        message += _diagnose(loss, con.embed(start, d), con.embed(phi, d))
     rec = {
         "loss": float(res.fun),
         "grad_inf": float(res.grad_inf),
@@ -205,11 +211,39 @@ def _solve_step(
         "nhev": int(res.nhev),
         "nhvp": int(res.nhvp),
         "converged": bool(res.success),
-        "message": str(res.message),
+        "message": message,
         "predicted": start is phi0 and phi0 is not prev,
         "wall_time": wall,
     }
     return phi, rec
+
+
+KINK_RTOL = 1e-9  # |a| <= KINK_RTOL * |vartheta| |x~|: a sample sits on a kink of g
+
+
+def _diagnose(loss: Loss, before: Tensor, after: Tensor) -> str:
+    """Why a step may not converge: a kink of a non-smooth g, or weights that keep growing."""
+    net = loss.net
+    notes = []
+    if net.activation in ("relu", "leaky_relu"):
+        pre, h_aug = net.activations(after, loss.X)
+        on_kink = 0
+        for k in net.hidden_layers:
+            scale = h_aug[k - 1].norm(dim=1)[:, None] * net.block(after, k).norm(dim=1)[None, :]
+            on_kink += int((pre[k - 1].abs() <= KINK_RTOL * scale).sum())
+        if on_kink:
+            notes.append(
+                f"{on_kink} pre-activation(s) sit on a kink of {net.activation} (|a| <= "
+                f"{KINK_RTOL:g} |vartheta||x|): the loss is not differentiable there, so "
+                "grad_inf may not fall below the jump of the gradient"
+            )
+    grew = float(after.abs().max()) / max(float(before.abs().max()), 1e-300)
+    if grew > 1.0 + 1e-6 and loss(after) < loss(before):
+        notes.append(
+            f"the largest weight grew {grew:.4g}x during the step while the loss fell: "
+            "possibly a channel to infinity (no finite minimizer at this d)"
+        )
+    return "".join(f"; {n}" for n in notes)
 
 
 def find_path(
@@ -318,6 +352,7 @@ def _append_output_shift(
     base = thetas[-1]
     o_l, o_m = net.output_index(layer, l), net.output_index(layer, m)
     mean = 0.5 * (base[o_l] + base[o_m])
+    merged = records[-1]
     J = cfg.shift_points
     for j in range(1, J + 1):
         s = j / J
