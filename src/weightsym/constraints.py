@@ -13,7 +13,7 @@ theta(phi; d) that satisfies the constraint exactly for every phi. Variants (SPE
   (vartheta, w) -> (a vartheta, w / a).
 
 :class:`ConstrainedLoss` is the loss on phi with exact gradient, Hessian and Hessian-vector
-products (chain rule through the small pair map, whose derivatives come from ``torch.func``), so
+products (chain rule through the small pair map, whose derivatives are in closed form), so
 any solver of :mod:`weightsym.optimize` runs on it unchanged.
 """
 
@@ -23,8 +23,6 @@ import math
 
 import torch
 from torch import Tensor
-from torch.func import hessian as func_hessian
-from torch.func import jacfwd
 
 from weightsym.losses import Loss
 from weightsym.model import MLP
@@ -114,31 +112,51 @@ class PairConstraint:
         return torch.cat([v_l, math.cos(alpha) * v_l + math.sin(alpha) * perp / perp.norm()])
 
     def pair_derivatives(self, z: Tensor, d: float, c: Tensor) -> tuple[Tensor, Tensor]:
-        """(J, S): the Jacobian of :meth:`pair_map` and sum_j c_j d^2 map_j / dz^2.
+        """(J, S): the Jacobian of :meth:`pair_map` and S = sum_j c_j d^2 map_j / dz^2.
 
-        Closed form without the gauge (n = u / |u|, r = |u|): dv_m/du = d (I - n n^T) / r and
-        S_uu = d / r^2 [3 (c_m.n) n n^T - (c_m.n) I - c_m n^T - n c_m^T]; with the gauge both
-        come from ``torch.func``.
+        Closed forms from the derivatives of the normalisation n(x) = x / |x|
+        (:func:`_normalize_derivatives`) and the chain rule; ``tests/test_constraints.py``
+        checks both against ``torch.func``.
         """
-        if self.gauge:
-            J = jacfwd(lambda zz: self.pair_map(zz, d))(z)
-            S = func_hessian(lambda zz: c @ self.pair_map(zz, d))(z)
-            return J, S
         k = self.c
-        u = z[k:]
-        r = u.norm()
-        n = u / r
+        z_l, u = z[:k], z[k:]
+        c_l, c_m = c[:k], c[k:]
         eye = torch.eye(k, dtype=z.dtype)
         J = torch.zeros(2 * k, 2 * k, dtype=z.dtype)
-        J[:k, :k] = eye
-        J[k:, :k] = eye
-        J[k:, k:] = (d / r) * (eye - torch.outer(n, n))
-        cm = c[k:]
-        cn = cm @ n
         S = torch.zeros_like(J)
-        S[k:, k:] = (d / r**2) * (
-            3 * cn * torch.outer(n, n) - cn * eye - torch.outer(cm, n) - torch.outer(n, cm)
-        )
+        if not self.gauge:  # (v_l, v_m) = (z_l, z_l + d n(u))
+            _, Jn, Sn = _normalize_derivatives(u, c_m)
+            J[:k, :k] = eye
+            J[k:, :k] = eye
+            J[k:, k:] = d * Jn
+            S[k:, k:] = d * Sn
+            return J, S
+        # gauge: v = n(z_l), p = u - (u.v) v, e = n(p), (v_l, v_m) = (v, C v + S_ e)
+        alpha = 2.0 * math.asin(min(d / 2.0, 1.0))
+        C, Sa = math.cos(alpha), math.sin(alpha)
+        a = c_l + C * c_m  # Phi = a.v + b.e
+        b = Sa * c_m
+        v, Jv, Sv_a = _normalize_derivatives(z_l, a)
+        uv = float(u @ v)
+        p = u - uv * v
+        _, Je, Se_b = _normalize_derivatives(p, b)
+        dp_dv = -uv * eye - torch.outer(v, u)
+        dp_du = eye - torch.outer(v, v)
+        Jp = torch.cat([dp_dv @ Jv, dp_du], dim=1)  # dp/dz, (k, 2k)
+        J[:k, :k] = Jv
+        J[k:, :k] = C * Jv
+        J[k:, :] += Sa * (Je @ Jp)
+        # second derivatives of q.p in (v, u), with q = Je^T b
+        q = Je.T @ b
+        qv = float(q @ v)
+        H_vv = -(torch.outer(u, q) + torch.outer(q, u))
+        H_uv = -(torch.outer(v, q)) - qv * eye  # [a, b] = d^2 / du_a dv_b
+        grad_v = -qv * u - uv * q  # d(q.p)/dv
+        _, _, Sv_g = _normalize_derivatives(z_l, grad_v)
+        S[:k, :k] = Sv_a + Jv.T @ H_vv @ Jv + Sv_g
+        S[k:, :k] = H_uv @ Jv
+        S[:k, k:] = S[k:, :k].T
+        S += Jp.T @ Se_b @ Jp
         return J, S
 
     def embed(self, phi: Tensor, d: float) -> Tensor:
@@ -166,6 +184,20 @@ class PairConstraint:
             z[self.c :] -= (z[self.c :] @ v_l) * v_l
         z[self.c :] /= z[self.c :].norm()
         return out
+
+
+def _normalize_derivatives(x: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """n = x / |x|, its Jacobian (I - n n^T) / r and sum_j c_j d^2 n_j / dx^2.
+
+    With r = |x|: d^2 (c.n) / dx^2 = [3 (c.n) n n^T - (c.n) I - c n^T - n c^T] / r^2.
+    """
+    r = x.norm()
+    n = x / r
+    eye = torch.eye(x.numel(), dtype=x.dtype)
+    cn = c @ n
+    J = (eye - torch.outer(n, n)) / r
+    S = (3 * cn * torch.outer(n, n) - cn * eye - torch.outer(c, n) - torch.outer(n, c)) / r**2
+    return n, J, S
 
 
 class ConstrainedLoss:

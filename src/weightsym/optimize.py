@@ -42,6 +42,7 @@ from weightsym.validation import check_vector
 
 DENSE_MAX_PARAMS = 1500  # "auto" uses the dense Newton method up to this many parameters
 GROWTH_LIMIT = 10.0  # "diverging" once max|x| > GROWTH_LIMIT * max(1, max|x0|) while f falls
+GROWTH_NOTE = 2.0  # a converged run whose max|x| grew more than this says so in its message
 DEFAULT_LR = 1e-2  # step of "gd" (the paper does not give its step)
 DEFAULT_MAX_ITER = {"newton": 1000, "newton-cg": 1000, "lbfgs": 15000, "gd": 100_000}
 METHODS = ("auto", "newton", "newton-cg", "lbfgs", "gd")
@@ -220,14 +221,20 @@ class _Run:
 
     def check(self) -> None:
         """Stop when converged, or when the weights grow while the loss falls."""
+        w = float(self.x.abs().max())
+        base = max(1.0, self.weight_start)
         if self.grad_inf <= self.tol:
+            note = ""
+            if w > GROWTH_NOTE * base:
+                note = (
+                    f"; note: the largest weight grew from {self.weight_start:.3g} to {w:.3g} "
+                    "during the run: the point may lie on a channel to infinity (SPEC section 4)"
+                )
             raise _Stop(
                 Status.CONVERGED,
                 f"converged: grad_inf {self.grad_inf:.3g} <= tol {self.tol:.3g} after "
-                f"{self.nit} iterations",
+                f"{self.nit} iterations{note}",
             )
-        w = float(self.x.abs().max())
-        base = max(1.0, self.weight_start)
         if self.growth_limit is not None and self.f < self.f_prev and w > self.growth_limit * base:
             raise _Stop(
                 Status.DIVERGING,

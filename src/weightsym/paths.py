@@ -33,6 +33,7 @@ from weightsym.store import Checkpoint, atomic_save_tensors, atomic_write_csv
 from weightsym.symmetry import swap
 
 SOLVERS = ("auto", "newton", "newton-cg", "lbfgs", "paper-gd")
+TRUST_REGION = ("auto", "newton", "newton-cg")
 PAPER_GD = {"lr": 0.05, "max_iter": 20_000}  # the paper's method: fixed step, stated budget
 STEP_MAX_ITER = {"auto": 200, "newton": 200, "newton-cg": 200, "lbfgs": 5000}
 """Iteration budget of one path step (a step whose student has no finite minimizer would
@@ -181,12 +182,22 @@ class Path:
         return sum(1 for r in self.records if r["segment"] != "shift")
 
 
+PREDICTOR_ORDER = 2  # polynomial extrapolation in log d through the last 3 solutions
+
+
 def _predict(phis: list[Tensor], ds: list[float], d_new: float, con: PairConstraint) -> Tensor:
-    """Secant predictor in log d from the last two solutions (warm start if unavailable)."""
-    if len(phis) < 2 or d_new <= 0 or ds[-2] <= 0 or ds[-1] <= 0:
+    """Extrapolate the solution to ``d_new``: a Lagrange polynomial in log d through the last
+    (up to PREDICTOR_ORDER + 1) solutions; the warm start when there are too few."""
+    n = min(PREDICTOR_ORDER + 1, len(phis))
+    if n < 2 or d_new <= 0 or min(ds[-n:]) <= 0:
         return phis[-1]
-    s = (math.log(d_new) - math.log(ds[-1])) / (math.log(ds[-1]) - math.log(ds[-2]))
-    return con.normalize(phis[-1] + s * (phis[-1] - phis[-2]))
+    s = [math.log(x) for x in ds[-n:]]
+    s_new = math.log(d_new)
+    out = torch.zeros_like(phis[-1])
+    for j in range(n):
+        w = math.prod((s_new - s[i]) / (s[j] - s[i]) for i in range(n) if i != j)
+        out += w * phis[len(phis) - n + j]
+    return con.normalize(out)
 
 
 def _solve_step(
@@ -196,8 +207,11 @@ def _solve_step(
     start = phi0
     if phi0 is not prev and obj(phi0) > obj(prev):
         start = prev
+    options = cfg.solver_options()
+    if options["method"] in TRUST_REGION:  # start the trust region at the predicted move
+        options.setdefault("radius", max(2.0 * float((start - prev).norm()), 1e-8))
     t0 = time.perf_counter()
-    res = minimize(obj, start, tol=cfg.tol, **cfg.solver_options())
+    res = minimize(obj, start, tol=cfg.tol, **options)
     wall = time.perf_counter() - t0
     phi = con.normalize(res.x)
     message = str(res.message)
