@@ -5,10 +5,12 @@ loss landscapes revisited" (2019): permutation points, permutation paths, equal-
 and their count.
 """
 
+from weightsym import counting
 from weightsym.curvature import hessian_operator, hessian_spectrum, saddle_index
 from weightsym.losses import Loss
 from weightsym.model import MLP
 from weightsym.optimize import OptimizeResult, minimize
+from weightsym.paths import Path, PathConfig, find_path
 from weightsym.points import (
     critical_directions,
     equal_loss_directions,
@@ -36,6 +38,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLP",
+    "find_path",
+    "Path",
+    "PathConfig",
+    "counting",
     "Loss",
     "__version__",
     # symmetry (Defs. 1-3, 5)

@@ -29,7 +29,8 @@ class LazyGroup(click.Group):
         return importlib.import_module(f"weightsym.commands.{name}").cmd
 
     def format_commands(self, ctx, formatter):
-        formatter.write_dl([(n, h) for n, h in COMMANDS.items()], col_max=12)
+        with formatter.section("Commands"):
+            formatter.write_dl([(n, h) for n, h in COMMANDS.items()], col_max=12)
 
 
 @click.group(cls=LazyGroup)

@@ -227,8 +227,9 @@ class _Run:
             note = ""
             if w > GROWTH_NOTE * base:
                 note = (
-                    f"; note: the largest weight grew from {self.weight_start:.3g} to {w:.3g} "
-                    "during the run: the point may lie on a channel to infinity (SPEC section 4)"
+                    f"; note: the largest weight grew {w / base:.3g}x ({self.weight_start:.3g} "
+                    f"to {w:.3g}): if it keeps growing as tol is tightened, the infimum lies at "
+                    "infinity (a channel, SPEC section 4)"
                 )
             raise _Stop(
                 Status.CONVERGED,
