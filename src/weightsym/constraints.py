@@ -264,3 +264,38 @@ class ConstrainedLoss:
         out = self._pull_back(self.loss.hvp(theta, theta_dot), J)
         out[con.n_rest :] += S @ w_z
         return out
+
+
+class ScaledObjective:
+    """The objective in the variables psi = phi / s for a fixed positive diagonal scaling s.
+
+    With s = max(|phi_0|, 1) (:meth:`for_start`) a path step whose output weights grew to ~1e4
+    while input weights shrank (the rescaling escape) stays well conditioned for the trust region,
+    and since s >= 1 the scaled gradient bounds the true one: |s g|_inf >= |g|_inf, so reaching
+    the tolerance in psi reaches it in phi.
+    """
+
+    def __init__(self, objective: ConstrainedLoss, scale: Tensor) -> None:
+        self.obj, self.s = objective, scale
+        self.num_params = objective.num_params
+
+    @classmethod
+    def for_start(cls, objective: ConstrainedLoss, phi0: Tensor) -> ScaledObjective:
+        return cls(objective, phi0.abs().clamp_min(1.0))
+
+    def to_phi(self, psi: Tensor) -> Tensor:
+        return self.s * psi
+
+    def to_psi(self, phi: Tensor) -> Tensor:
+        return phi / self.s
+
+    def value_and_grad(self, psi: Tensor) -> tuple[float, Tensor]:
+        value, g = self.obj.value_and_grad(self.s * psi)
+        return value, self.s * g
+
+    def value_grad_hessian(self, psi: Tensor) -> tuple[float, Tensor, Tensor]:
+        value, g, H = self.obj.value_grad_hessian(self.s * psi)
+        return value, self.s * g, self.s[:, None] * H * self.s[None, :]
+
+    def hvp(self, psi: Tensor, v: Tensor) -> Tensor:
+        return self.s * self.obj.hvp(self.s * psi, self.s * v)

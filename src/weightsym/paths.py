@@ -26,7 +26,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from weightsym import diagnostics as diag
-from weightsym.constraints import DISTANCES, ConstrainedLoss, PairConstraint, unit_gauge
+from weightsym.constraints import (
+    DISTANCES,
+    ConstrainedLoss,
+    PairConstraint,
+    ScaledObjective,
+    unit_gauge,
+)
 from weightsym.losses import Loss
 from weightsym.optimize import minimize
 from weightsym.store import Checkpoint, atomic_save_tensors, atomic_write_csv
@@ -208,23 +214,31 @@ def _solve_step(
     if phi0 is not prev and obj(phi0) > obj(prev):
         start = prev
     options = cfg.solver_options()
-    if options["method"] in TRUST_REGION:  # start the trust region at the predicted move
-        options.setdefault("radius", max(2.0 * float((start - prev).norm()), 1e-8))
+    if options["method"] in TRUST_REGION:  # rescaled, and started at the predicted move
+        scaled = ScaledObjective.for_start(obj, start)
+        move = float(scaled.to_psi(start - prev).norm())
+        options.setdefault("radius", max(2.0 * move, 1e-8))
+    else:  # the paper's gradient descent and L-BFGS-B run on phi itself
+        scaled = ScaledObjective(obj, torch.ones_like(start))
     t0 = time.perf_counter()
-    res = minimize(obj, start, tol=cfg.tol, **options)
+    res = minimize(scaled, scaled.to_psi(start), tol=cfg.tol, **options)
     wall = time.perf_counter() - t0
-    phi = con.normalize(res.x)
+    phi = con.normalize(scaled.to_phi(res.x))
+    grad_inf = float(obj.value_and_grad(phi)[1].abs().max())
+    converged = grad_inf <= cfg.tol
     message = str(res.message)
-    if not res.success:
+    if converged and not res.success:  # met in phi, though not in the scaled variables
+        message = f"converged: grad_inf {grad_inf:.3g} <= tol {cfg.tol:.3g} ({message})"
+    elif not converged:
         message += _diagnose(loss, con.embed(start, d), con.embed(phi, d))
     rec = {
         "loss": float(res.fun),
-        "grad_inf": float(res.grad_inf),
+        "grad_inf": grad_inf,
         "nit": int(res.nit),
         "ngev": int(res.ngev),
         "nhev": int(res.nhev),
         "nhvp": int(res.nhvp),
-        "converged": bool(res.success),
+        "converged": converged,
         "message": message,
         "predicted": start is phi0 and phi0 is not prev,
         "wall_time": wall,

@@ -155,3 +155,41 @@ def _fig5(folder: Path, rows: list[dict]) -> Path | None:
         fontsize=9,
     )
     return save_figure(fig, folder / "fig5_barrier_off_point.png")
+
+
+def mnist_figure(folder: str | Path) -> Path:
+    """Fig. 3 from a ``weightsym mnist`` folder: A, the loss along the path (t from 0 to 1/2,
+    the permutation point) for every H and seed, coloured by H; B, the training accuracy.
+
+    One row of panels per variant; written to ``fig3_<loss>.png``.
+    """
+    folder = Path(folder)
+    steps = read_csv(folder / "steps.csv")
+    curves: dict[tuple[str, int, int], list[dict]] = {}
+    for r in steps:
+        curves.setdefault((r["variant"], r["H"], r["seed"]), []).append(r)
+    variants = list(dict.fromkeys(v for v, _, _ in curves))
+    widths = sorted({H for _, H, _ in curves})
+    cmap = plt.get_cmap("viridis")
+    colour = {H: cmap(i / max(1, len(widths) - 1)) for i, H in enumerate(widths)}
+    fig, axes = plt.subplots(len(variants), 2, figsize=(11, 3.8 * len(variants)), squeeze=False)
+    for row, variant in zip(axes, variants):
+        for (v, H, _seed), rs in curves.items():
+            if v != variant:
+                continue
+            t = [r["t"] for r in rs]
+            row[0].plot(t, [r["loss"] for r in rs], color=colour[H], lw=0.9, alpha=0.85)
+            row[1].plot(t, [100 * r["accuracy"] for r in rs], color=colour[H], lw=0.9, alpha=0.85)
+        for ax in row:
+            ax.axvline(0.5, color="tab:red", ls="--", lw=0.7)
+            ax.set_xlim(0, 0.5)
+            ax.set_xlabel("t (0: teacher, 1/4: merged, 1/2: permutation point)")
+        row[0].set_ylabel(f"loss L ({steps[0]['loss_kind']})")
+        row[1].set_ylabel("training accuracy (%)")
+        row[0].set_title(f"A ({variant} variant): loss along the path", fontsize=10)
+        row[1].set_title(f"B ({variant} variant): training accuracy", fontsize=10)
+    handles = [plt.Line2D([], [], color=colour[H], label=f"H = {H}") for H in widths]
+    axes[0, 0].legend(handles=handles, fontsize=8)
+    fig.suptitle("Fig. 3: merging the most similar pair of layer 2 of MNIST teachers")
+    fig.tight_layout()
+    return save_figure(fig, folder / f"fig3_{steps[0]['loss_kind']}.png")
