@@ -42,7 +42,8 @@ def test_derivatives_match_autograd(act, distance, gauge):
     assert (g - torch.func.grad(f)(phi)).abs().max() <= 1e-14 * max(1.0, float(g.abs().max()))
     assert (H - H_ref).abs().max() <= 1e-12 * float(H_ref.abs().max())  # 1e-12 relative
     assert (F.hvp(phi, w) - H_ref @ w).abs().max() <= 1e-12 * float((H_ref @ w).abs().max())
-    assert F.value_and_grad(phi)[1].sub(g).abs().max() == 0  # same gradient both ways
+    # the gradient without the Hessian (closed form, no matrices) agrees to rounding
+    assert F.value_and_grad(phi)[1].sub(g).abs().max() <= 1e-15 * max(1.0, float(g.abs().max()))
 
 
 @pytest.mark.parametrize("act, distance, gauge", CASES)

@@ -232,8 +232,17 @@ class ConstrainedLoss:
 
     def value_and_grad(self, phi: Tensor) -> tuple[float, Tensor]:
         value, g = self.loss.value_and_grad(self.theta(phi))
-        J, _ = self._derivatives(phi, g)
-        return value, self._pull_back(g, J)
+        if self.con.gauge:
+            J, _ = self._derivatives(phi, g)
+            return value, self._pull_back(g, J)
+        # without the gauge J^T g is a sum and a tangent projection: no matrices needed
+        k, n = self.con.c, self.con.n_rest
+        u = phi[n + k :]
+        g_l, g_m = g[self.con.I_l], g[self.con.I_m]
+        r = u.norm()
+        e = u / r
+        g_u = (self.d / r) * (g_m - (g_m @ e) * e)
+        return value, torch.cat([g[self.con.I_rest], g_l + g_m, g_u])
 
     def value_grad_hessian(self, phi: Tensor) -> tuple[float, Tensor, Tensor]:
         con = self.con
@@ -251,7 +260,7 @@ class ConstrainedLoss:
     def hvp(self, phi: Tensor, w: Tensor) -> Tensor:
         cache = self._cache
         if cache is None or not torch.equal(cache[0], phi):
-            self.value_and_grad(phi)
+            self._derivatives(phi, self.loss.grad(self.theta(phi)))
             cache = self._cache
         assert cache is not None
         _, _, J, S = cache

@@ -41,7 +41,7 @@ from weightsym.symmetry import swap
 SOLVERS = ("auto", "newton", "newton-cg", "lbfgs", "paper-gd")
 TRUST_REGION = ("auto", "newton", "newton-cg")
 PAPER_GD = {"lr": 0.05, "max_iter": 20_000}  # the paper's method: fixed step, stated budget
-STEP_MAX_ITER = {"auto": 200, "newton": 200, "newton-cg": 200, "lbfgs": 5000}
+STEP_MAX_ITER = {"auto": 60, "newton": 60, "newton-cg": 100, "lbfgs": 5000}
 """Iteration budget of one path step (a step whose student has no finite minimizer would
 otherwise spend the solver's whole budget creeping along a channel)."""
 
