@@ -15,16 +15,31 @@ from weightsym.plots import read_csv
 
 def test_toy_writes_every_promised_file(tmp_path):
     out = tmp_path / "toy"
-    args = ["toy", "--out", str(out), "--pairs", "0-1", "--steps", "4", "--samples", "100",
-            "--workers", "1", "--no-progress"]
+    args = [
+        "toy",
+        "--out",
+        str(out),
+        "--pairs",
+        "0-1",
+        "--steps",
+        "4",
+        "--samples",
+        "100",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = read_csv(out / "summary.csv")
     # relu: paper, joint, gauge; softplus: paper, joint (gauge needs a homogeneous g)
     assert len(rows) == 5
     assert {(r["activation"], r["variant"]) for r in rows} == {
-        ("relu", "paper"), ("relu", "joint"), ("relu", "gauge"),
-        ("softplus", "paper"), ("softplus", "joint"),
+        ("relu", "paper"),
+        ("relu", "joint"),
+        ("relu", "gauge"),
+        ("softplus", "paper"),
+        ("softplus", "joint"),
     }
     for r in rows:
         folder = out / "paths" / r["folder"]
@@ -72,8 +87,20 @@ def test_path_on_a_saved_sequential(tmp_path):
         model, data = _save_user_problem(tmp_path, fmt)
         out = tmp_path / f"out-{fmt}"
         result = CliRunner().invoke(
-            main, ["path", str(model), str(data), "--pair", "0-2", "--steps", "3",
-                   "--distance", "joint", "--out", str(out)]
+            main,
+            [
+                "path",
+                str(model),
+                str(data),
+                "--pair",
+                "0-2",
+                "--steps",
+                "3",
+                "--distance",
+                "joint",
+                "--out",
+                str(out),
+            ],
         )
         assert result.exit_code == 0, result.output
         assert "barrier" in result.output

@@ -349,11 +349,12 @@ def _tr_eigen(lam: Tensor, g: Tensor, radius: float) -> tuple[Tensor, float, boo
         s = torch.where(zero, 0.0, -g_used / torch.where(zero, 1.0, flat_lam))
         if float(s.norm()) <= radius:
             return s, _predicted(lam, g, s), False
-    mu = _secular(flat_lam, g_used, radius, max(0.0, -lmin))
+    lo = max(0.0, -lmin)
+    mu = _secular(flat_lam, g_used, radius, lo)
     s = _shifted_step(flat_lam, g_used, mu)
     gap = radius**2 - float(s @ s)
-    if lmin < 0 and gap > 0:  # hard case: fill up along the lowest eigenvector
-        s[0] += math.copysign(math.sqrt(gap), -float(g[0]) if g[0] != 0 else 1.0)
+    if lmin < 0 and mu == lo and gap > 0:  # hard case (s[0] = 0): fill up along eigenvector 0
+        s[0] = math.copysign(math.sqrt(gap), -float(g[0]) if g[0] != 0 else 1.0)
     return s, _predicted(lam, g, s), True
 
 

@@ -122,6 +122,12 @@ class IntList(click.ParamType):
     "(0: skip).",
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch threads per worker (default: cores / workers).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def cmd(
     out,
@@ -141,6 +147,7 @@ def cmd(
     max_iter,
     saddle_k,
     workers,
+    threads,
     progress,
 ):
     """Merge the most similar pair of layer 2 of every MNIST teacher (paper Fig. 3, Sec. 5).
@@ -170,6 +177,7 @@ def cmd(
         max_iter=max_iter,
         saddle_k=saddle_k,
         workers=workers,
+        threads=threads,
     )
     try:
         summary = run_mnist(cfg, out, progress=progress)

@@ -53,10 +53,30 @@ from weightsym.plots import toy_figures
     show_default=True,
     help="grad_inf tolerance at every step.",
 )
+@click.option(
+    "--max-iter",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="Solver iterations per step (converging steps need 3-10; steps on a "
+    "channel never converge and stop here, marked as such). 200 for a thorough run.",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def cmd(
-    out, activations, variants, pairs, steps, ratio, samples, seed, solver, tol, workers, progress
+    out,
+    activations,
+    variants,
+    pairs,
+    steps,
+    ratio,
+    samples,
+    seed,
+    solver,
+    tol,
+    max_iter,
+    workers,
+    progress,
 ):
     """Merge every pair of the toy teacher's hidden layer (paper Fig. 2) and write figures.
 
@@ -75,6 +95,7 @@ def cmd(
         seed=seed,
         solver=solver,
         tol=tol,
+        max_iter=max_iter,
         workers=workers,
     )
     try:

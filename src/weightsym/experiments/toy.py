@@ -53,7 +53,7 @@ class ToyConfig:
     seed: int = 0
     solver: str = "auto"
     tol: float = 1e-12
-    max_iter: int | None = None
+    max_iter: int | None = 40  # per path step; None: the solver's own step budget
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     def all_pairs(self) -> list[tuple[int, int]]:
