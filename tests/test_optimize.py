@@ -373,6 +373,28 @@ def test_trust_region_subproblem_matches_reference(mags, signs, seed, radius):
     assert on_boundary == (float(s.norm()) > radius * (1 - 1e-9))
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.just(0.0), st.floats(-1e3, 1e3), st.floats(-1e-10, 1e-10)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(0, 2**31),
+    st.floats(-12, 2),
+    st.floats(1e-8, 1e3),
+)
+def test_trust_region_step_is_feasible_and_descends(lams, seed, log_g, radius):
+    """Any spectrum (zeros, rounding-level and negative eigenvalues) and gradient scale."""
+    lam = torch.tensor(sorted(lams), dtype=torch.float64)
+    g = 10**log_g * torch.randn(lam.shape, dtype=torch.float64, generator=gen(seed))
+    s, pred, _ = optimize._tr_eigen(lam, g, radius)
+    assert bool(torch.isfinite(s).all())
+    assert float(s.norm()) <= radius * (1 + 1e-9)  # inside the trust region
+    assert pred >= 0.0  # never predicts an increase
+    assert pred == pytest.approx(-float(g @ s + 0.5 * (lam * s * s).sum()), rel=1e-9, abs=1e-300)
+
+
 def test_trust_region_hard_case():
     lam, g = f64(-1.0, 2.0, 3.0), f64(0.0, 1e-9, -1e-9)  # no gradient along the negative one
     s, pred, on_boundary = optimize._tr_eigen(lam, g, 1e-6)

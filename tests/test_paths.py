@@ -32,7 +32,7 @@ def joint():
 
 @pytest.fixture(scope="module")
 def incoming():
-    return _path("softplus", steps=20, distance="incoming")
+    return _path("softplus", steps=40, distance="incoming")
 
 
 def test_endpoints_and_mirror(joint):
@@ -102,13 +102,13 @@ def test_channel_flag_incoming_not_joint(joint, incoming):
     _, _, p_joint = joint
     assert p_in.flags()["flag_channel"]
     assert not p_joint.flags()["flag_channel"]
-    # the channel: |w_l - w_m| grows like 1/d (log-log slope near -1 at small d)
+    # the channel: |w_l - w_m| grows like c / d. Over the last six steps (d from 6.8e-4 to
+    # 2.1e-4, where the solver reaches grad_inf ~1e-11) d |w_l - w_m| stays constant
     recs = [r for r in p_in.records if r["segment"] == "descent"][-6:]
-    slope = (math.log(recs[-1]["out_spread"]) - math.log(recs[0]["out_spread"])) / (
-        math.log(recs[-1]["d"]) - math.log(recs[0]["d"])
-    )
-    print(f"channel: |w_l - w_m| ~ d^{slope:.3f}")
-    assert -1.2 <= slope <= -0.8  # 1/d growth, 20% tolerance on the exponent
+    products = [r["out_spread"] * r["d"] for r in recs]
+    print("channel: d |w_l - w_m| / |w|_start =", [f"{x:.5f}" for x in products])
+    assert max(products) <= 1.01 * min(products)  # constant to 1%
+    assert recs[-1]["out_spread"] > 1e3  # and large: 1e4 times the start norm of w
     # with the joint distance the path ends on the permutation point itself: at d = 0 the
     # output weights already coincide, so the shift segment does not move
     merged = [i for i, r in enumerate(p_joint.records) if r["segment"] == "merge"][0]
@@ -140,8 +140,8 @@ _SCRIPT = textwrap.dedent(
     from weightsym.experiments.toy import ToyConfig, toy_problem
     from weightsym.paths import find_path
     torch.set_num_threads(1)
-    loss, theta = toy_problem("relu", ToyConfig(samples=200))
-    find_path(loss, theta, 1, (0, 1), steps=14, out=sys.argv[1])
+    loss, theta = toy_problem("softplus", ToyConfig(samples=200))
+    find_path(loss, theta, 1, (1, 3), steps=14, out=sys.argv[1])
     """
 )
 
@@ -152,8 +152,8 @@ def _table(path):
 
 def test_killed_path_resumes_with_identical_table(tmp_path):
     torch.set_num_threads(1)
-    loss, theta = toy_problem("relu", SMALL)
-    ref = find_path(loss, theta, 1, (0, 1), steps=14, out=tmp_path / "ref")
+    loss, theta = toy_problem("softplus", SMALL)  # slow enough steps (a channel) to kill one
+    ref = find_path(loss, theta, 1, (1, 3), steps=14, out=tmp_path / "ref")
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(out)])
     deadline = time.time() + 120
@@ -166,11 +166,11 @@ def test_killed_path_resumes_with_identical_table(tmp_path):
     proc.wait()
     n_done = len(list((out / "steps").glob("step_*.json")))
     assert 4 <= n_done < len(ref.records)  # killed mid-path
-    resumed = find_path(loss, theta, 1, (0, 1), steps=14, out=out)
+    resumed = find_path(loss, theta, 1, (1, 3), steps=14, out=out)
     assert _table(resumed) == _table(ref)
     assert torch.equal(resumed.thetas, ref.thetas)
     with pytest.raises(ValueError, match="steps"):
-        find_path(loss, theta, 1, (0, 1), steps=15, out=out)  # another config: no resume
+        find_path(loss, theta, 1, (1, 3), steps=15, out=out)  # another config: no resume
 
 
 @pytest.mark.parametrize(
