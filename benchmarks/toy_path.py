@@ -57,7 +57,8 @@ def main() -> None:
     chosen = list(range(1, path.num_solved - 1, args.every))  # descent steps with d > 0
     rows = {"auto (fast)": [], "lbfgs (scipy L-BFGS-B)": [], "paper-gd": []}
     for i in chosen:
-        rows["auto (fast)"].append((solved[i]["wall_time"], solved[i]["ngev"], solved[i]["grad_inf"]))
+        rec = solved[i]
+        rows["auto (fast)"].append((rec["wall_time"], rec["ngev"], rec["grad_inf"]))
         obj = ConstrainedLoss(loss, con, float(path.d[i]))
         start = con.chart(path.thetas[i - 1])
         for name, opts in (

@@ -137,11 +137,11 @@ def test_config_validation() -> None:
 
 # -- the CLI sweep, end to end --------------------------------------------------------------------
 SWEEP = [
-    "--widths", "3", "--seeds", "0,1", "--steps", "8", "--limit", str(LIMIT),
-    "--target-accuracy", "0.9", "--solver", "lbfgs", "--max-iter", "25", "--saddle-k", "2",
-    "--workers", "1", "--no-progress",
+    "--widths", "3", "--seeds", "0,1", "--steps", "6", "--limit", str(LIMIT),
+    "--target-accuracy", "0.8", "--solver", "lbfgs", "--max-iter", "10", "--saddle-k", "2",
+    "--workers", "1", "--threads", "1", "--no-progress",
 ]  # fmt: skip
-TIME_COLUMNS = {"path_time", "saddle_time", "solve_time", "wall_time"}
+TIME_COLUMNS = {"path_time", "saddle_time", "solve_time", "wall_time", "path_time_mean"}
 
 
 def _read(path: Path) -> list[dict]:
@@ -168,10 +168,10 @@ def _check_files(out: Path) -> None:
     assert [(r["seed"], r["variant"]) for r in rows] == [
         ("0", "paper"), ("0", "joint"), ("1", "paper"), ("1", "joint")
     ]  # fmt: skip
-    assert len(_read(out / "steps.csv")) == 4 * (8 + 2 + 10)  # d_0..d_S, 0, the output shift
+    assert len(_read(out / "steps.csv")) == 4 * (6 + 2 + 10)  # d_0..d_S, 0, the output shift
     for r in rows:
         assert float(r["loss_start"]) <= 1e-20  # the student starts at the teacher
-        assert float(r["accuracy_start"]) == float(r["teacher_accuracy"]) >= 0.9
+        assert float(r["accuracy_start"]) == float(r["teacher_accuracy"]) >= 0.8
         assert int(r["saddle_negative"]) + int(r["saddle_zero"]) + int(r["saddle_positive"]) == 4
     table = _read(out / "table.csv")
     assert {(t["variant"], t["H"], t["paths"]) for t in table} == {
@@ -199,7 +199,7 @@ def _kill_mid_path(out: Path) -> None:
 
 
 def test_sweep_end_to_end_killed_and_resumed(tmp_path) -> None:
-    """One tiny sweep (H = 3, two seeds, both variants, 8 steps, 200 digits) through the CLI
+    """One tiny sweep (H = 3, two seeds, both variants, 6 steps, 200 digits) through the CLI
     writes every promised file; a rerun reuses it; a second sweep killed with SIGKILL mid-path
     and resumed ends with the same summary and table (wall times aside)."""
     ref = tmp_path / "ref"

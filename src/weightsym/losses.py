@@ -196,21 +196,28 @@ class Loss:
             hk = h_aug[k - 1]
             P_lt = off[k - 1]
             if P_lt:
-                CD = _apply(kind, C, D)
-                H[:P_lt, :P_lt] += D.reshape(-1, P_lt).T @ CD.reshape(-1, P_lt)
-                cross = torch.einsum("trp,ts->prs", CD, hk).reshape(P_lt, -1)
-                H[:P_lt, blk] += cross
-                H[blk, :P_lt] += cross.T
+                self._add_lower(H, kind, C, D, hk, blk)
             if kind == "full":
                 own_block = torch.einsum("trq,ts,tu->rsqu", C, hk, hk).reshape(n_k * c_k, -1)
             else:
-                if kind == "scalar":
-                    M = (C * (hk.T @ hk)).expand(n_k, c_k, c_k)
-                else:
-                    M = torch.einsum("tr,ts,tu->rsu", C, hk, hk)
-                own_block = torch.block_diag(*M)
+                own_block = torch.block_diag(*_diagonal_curvature(kind, C, hk, n_k))
             H[blk, blk] += own_block
         return value, g
+
+    @staticmethod
+    def _add_lower(H: Tensor, kind: str, C: Tensor, D: Tensor, hk: Tensor, blk: slice) -> None:
+        """Curvature terms of a^(k) with the earlier layers: D^T C D and D^T C (I x h~)."""
+        T, n_k, P_lt = D.shape
+        D2 = D.reshape(T * n_k, P_lt)
+        if kind == "scalar":  # a scalar multiplies the small results, not the (T, n_k, P) D
+            H[:P_lt, :P_lt] += C * (D2.T @ D2)
+            cross = C * torch.einsum("trp,ts->prs", D, hk).reshape(P_lt, -1)
+        else:
+            CD = _apply(kind, C, D)
+            H[:P_lt, :P_lt] += D2.T @ CD.reshape(T * n_k, P_lt)
+            cross = torch.einsum("trp,ts->prs", CD, hk).reshape(P_lt, -1)
+        H[:P_lt, blk] += cross
+        H[blk, :P_lt] += cross.T
 
     def _add_bilinear(self, H: Tensor, k: int, E: Tensor, D_prev: Tensor, h_prev: Tensor) -> None:
         """Terms of a^(k) = W^(k) h^(k-1): E[t, i, s] = dL/da^(k)_i * g'(a^(k-1)_s)."""
@@ -233,10 +240,22 @@ class Loss:
             H[:P_lt, flat] += B1.T
 
 
-def _apply(kind: str, C: Tensor, D: Tensor) -> Tensor:
-    """C D for per-sample curvature C given as a scalar, a diagonal (T, n) or full (T, n, n)."""
+def _diagonal_curvature(kind: str, C: Tensor, h: Tensor, n: int) -> Tensor:
+    """M[r] = sum_t C[t, r] h_t h_t^T, (n, c, c), for C a scalar or a diagonal (T, n).
+
+    For the diagonal, one matrix product over the narrower of the two per-sample outer
+    products: (T, c^2) when c <= n (the first layer: c = n_0 + 1), else (T, n c).
+    """
+    T, c = h.shape
     if kind == "scalar":
-        return C * D
+        return (C * (h.T @ h)).expand(n, c, c)
+    if c <= n:
+        return (C.T @ (h[:, :, None] * h[:, None, :]).reshape(T, c * c)).reshape(n, c, c)
+    return ((C[:, :, None] * h[:, None, :]).reshape(T, n * c).T @ h).reshape(n, c, c)
+
+
+def _apply(kind: str, C: Tensor, D: Tensor) -> Tensor:
+    """C D for per-sample curvature C given as a diagonal (T, n) or full (T, n, n)."""
     if kind == "diag":
         return C[:, :, None] * D
     return C @ D

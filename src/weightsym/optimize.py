@@ -44,6 +44,7 @@ DENSE_MAX_PARAMS = 1500  # "auto" uses the dense Newton method up to this many p
 GROWTH_LIMIT = 10.0  # "diverging" once max|x| > GROWTH_LIMIT * max(1, max|x0|) while f falls
 GROWTH_NOTE = 2.0  # a converged run whose max|x| grew more than this says so in its message
 DEFAULT_LR = 1e-2  # step of "gd" (the paper does not give its step)
+GD_RISES = 20  # "gd" stops as unstable after this many consecutive increases of the loss
 DEFAULT_MAX_ITER = {"newton": 1000, "newton-cg": 1000, "lbfgs": 15000, "gd": 100_000}
 METHODS = ("auto", "newton", "newton-cg", "lbfgs", "gd")
 
@@ -134,8 +135,9 @@ def _finite(f: float, *tensors: Tensor) -> bool:
 class _Run:
     """Bookkeeping shared by every method: counted evaluations, the accepted point, stop tests.
 
-    A solver calls :meth:`start`, then per iteration moves with :meth:`move` (accepted points
-    only) and ends the iteration with :meth:`end_iteration`; every stop is a :class:`_Stop`.
+    :func:`minimize` calls :meth:`start`; a solver then, per iteration, moves with :meth:`move`
+    (accepted points only) and ends the iteration with :meth:`end_iteration`. Solvers never
+    return: every stop, success included, is a :class:`_Stop`.
     """
 
     def __init__(
@@ -256,12 +258,22 @@ class _Run:
 
 # -- gradient descent (the paper's method) ------------------------------------------------------
 def _gd(run: _Run, *, lr: float = DEFAULT_LR) -> None:
-    """Full-batch gradient descent x <- x - lr * grad, the paper's solver (Sec. 4.1)."""
+    """Full-batch gradient descent x <- x - lr * grad, the paper's solver (Sec. 4.1).
+
+    Stops as unstable (no progress) once the loss rose in :data:`GD_RISES` consecutive steps.
+    """
     _positive("lr", lr)
+    rises = 0
     while True:
         x = run.x - lr * run.g
         run.move(x, *run.value_and_grad(x))
+        rises = rises + 1 if run.f > run.f_prev else 0
         run.end_iteration(step=lr * float(run.g.norm()))
+        if rises >= GD_RISES:
+            raise run.no_progress(
+                f"the loss rose in {rises} consecutive steps: lr {lr:g} is too large for the "
+                "curvature here (gradient descent is unstable)"
+            )
 
 
 # -- trust region (shared by "newton" and "newton-cg") ------------------------------------------
@@ -291,7 +303,7 @@ def _trust_region(run: _Run, model: Any, radius: float, max_radius: float) -> No
         if not pred > 0 or bool((x_new == run.x).all()):
             raise run.no_progress(
                 f"the model predicts no decrease (step norm {float(s.norm()):.3g}, "
-                f"trust radius {radius:.3g}); the gradient is at its rounding floor"
+                f"trust radius {radius:.3g}): the gradient may be at its rounding floor"
             )
         f_new, g_new = run.value_and_grad(x_new)
         rho = -math.inf
@@ -391,9 +403,10 @@ def _predicted(lam: Tensor, g: Tensor, s: Tensor) -> float:
 
 
 def _shifted_step(lam: Tensor, g: Tensor, mu: float) -> Tensor:
-    """s(mu) = -g / (lam + mu), with 0 where lam + mu <= 0 (those g must be zero there)."""
+    """s(mu) = -g / (lam + mu), with 0 where g = 0 or lam + mu <= 0 (there g must be 0)."""
     den = lam + mu
-    return torch.where(den > 0, -g / torch.where(den > 0, den, 1.0), 0.0)
+    live = (den > 0) & (g != 0)
+    return torch.where(live, -g / torch.where(live, den, 1.0), 0.0)
 
 
 def _secular(lam: Tensor, g: Tensor, radius: float, lo: float) -> float:
@@ -407,10 +420,9 @@ def _secular(lam: Tensor, g: Tensor, radius: float, lo: float) -> float:
     mu = lo
     for _ in range(200):
         den = lam + mu
-        inv = torch.where(den > 0, 1.0 / torch.where(den > 0, den, 1.0), 0.0)
-        w = g * g * inv * inv
+        s = _shifted_step(lam, g, mu)
         pole = bool(((den <= 0) & (g != 0)).any())
-        norm = math.inf if pole else math.sqrt(float(w.sum()))
+        norm = math.inf if pole else float(s.norm())
         if mu == lo and norm <= radius:
             return lo
         if abs(norm - radius) <= 1e-12 * radius:
@@ -421,7 +433,7 @@ def _secular(lam: Tensor, g: Tensor, radius: float, lo: float) -> float:
             a = mu
         else:
             b = mu
-        dpsi = float((w * inv).sum()) / (norm * norm * norm) if not pole else 0.0
+        dpsi = float((s * s / torch.where(den > 0, den, 1.0)).sum()) / (norm * norm * norm)
         mu_next = mu - (1.0 / norm - 1.0 / radius) / dpsi if dpsi > 0 else a
         mu = mu_next if a < mu_next < b else 0.5 * (a + b)
     return b

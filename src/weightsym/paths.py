@@ -208,6 +208,8 @@ def _predict(phis: list[Tensor], ds: list[float], d_new: float, con: PairConstra
 
 POLISH_ROUNDS = 3
 MERGE_BUDGET_FACTOR = 5
+
+
 def _solve_step(
     loss: Loss,
     con: PairConstraint,
@@ -416,7 +418,7 @@ def _append_output_shift(
             "ngev": 1,
             "nhev": 0,
             "nhvp": 0,
-            "converged": records[-1]["converged"] if j == J else False,
+            "converged": merged["converged"],
             "message": "output-weight shift (constant loss)",
             "predicted": False,
             "wall_time": 0.0,

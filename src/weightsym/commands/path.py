@@ -72,7 +72,7 @@ def cmd(model, data, layer, pair, kind, distance, gauge, solver, steps, ratio, t
             except ValueError:
                 raise click.BadParameter(
                     f"expected l-m such as 0-1; got {pair!r}", param_hint="--pair"
-                )
+                ) from None
         path = find_path(
             loss,
             theta,

@@ -26,7 +26,6 @@ from pathlib import Path as FsPath
 import torch
 from tqdm.auto import tqdm
 
-
 from weightsym.data import gaussian_inputs
 from weightsym.losses import Loss
 from weightsym.model import MLP
