@@ -99,6 +99,18 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
+def central_differences(fn, theta: torch.Tensor) -> torch.Tensor:
+    """(fn(theta + h e_j) - fn(theta - h e_j)) / 2h for every j, stacked along the last axis."""
+    cols = []
+    for j in range(theta.numel()):
+        e = torch.zeros_like(theta)
+        e[j] = FD_STEP
+        cols.append(
+            torch.as_tensor((fn(theta + e) - fn(theta - e)) / (2 * FD_STEP), dtype=theta.dtype)
+        )
+    return torch.stack(cols, dim=-1)
+
+
 def away_from_kinks(loss: ws.Loss, theta: torch.Tensor, reach: float) -> bool:
     """No pre-activation within ``reach`` of 0 (so FD steps of ReLU never cross a kink)."""
     pre, _ = loss.net.activations(theta, loss.X)
@@ -140,13 +152,8 @@ def test_value_and_gradient_for_every_sample_count(act, kind, widths, monkeypatc
 @pytest.mark.parametrize("act", ACTS)
 def test_gradient_against_finite_differences(act, kind, widths):
     net, theta, loss = problem(act, kind, widths)
-    grad = loss.grad(theta)
-    fd = torch.empty_like(theta)
-    for j in range(theta.numel()):
-        e = torch.zeros_like(theta)
-        e[j] = FD_STEP
-        fd[j] = (loss(theta + e) - loss(theta - e)) / (2 * FD_STEP)
-    assert rel(grad, fd) <= 1e-8  # O(h^2) truncation ~1e-10 plus rounding eps / h ~1e-11
+    fd = central_differences(loss, theta)
+    assert rel(loss.grad(theta), fd) <= 1e-8  # O(h^2) truncation ~1e-10, rounding eps/h ~1e-11
 
 
 # --------------------------------------------------------------------------- Hessian and hvp
@@ -161,12 +168,8 @@ def test_hessian_against_autograd_and_finite_differences(act, kind, widths):
     ref = torch.autograd.functional.hessian(lambda t: reference_loss(loss, t), theta)
     assert rel(H, ref) <= 1e-11  # exact up to rounding, relative to the largest entry
     assert rel(H, H.T) <= 1e-13  # symmetric up to rounding
-    cols = []
-    for j in range(theta.numel()):
-        e = torch.zeros_like(theta)
-        e[j] = FD_STEP
-        cols.append((loss.grad(theta + e) - loss.grad(theta - e)) / (2 * FD_STEP))
-    assert rel(H, torch.stack(cols, dim=1)) <= 1e-6  # FD of the gradient: truncation + rounding
+    fd = central_differences(loss.grad, theta)
+    assert rel(H, fd) <= 1e-6  # FD of the gradient: truncation + rounding
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -28,10 +28,11 @@ spread, accuracy drop, where the barrier sits, escape flags, saddle index) and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path as FsPath
@@ -220,10 +221,39 @@ def _load_data(cfg: MnistConfig) -> tuple[Tensor, Tensor]:
     return load_mnist(cfg.source, "train", cfg.limit)
 
 
+@contextlib.contextmanager
+def limited_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads and one BLAS thread, then restore torch's setting.
+
+    scipy's OpenBLAS runs the vector updates of L-BFGS-B (teachers, ``solver="lbfgs"``) and of
+    ARPACK (Lanczos); on vectors of 20k entries its threads only spin, and on a busy machine we
+    measured 55 to 120 ms of CPU per L-BFGS-B iteration with two OpenBLAS threads against 2 ms
+    with one (n = 20,535, 2 cores). threadpoolctl (installed with mlxtend's scikit-learn) sets
+    it; without it the BLAS is left alone.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - a dependency of scikit-learn, hence mlxtend
+            yield
+        else:
+            with threadpool_limits(1, user_api="blas"):
+                yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _limited(args: tuple[Callable, int, object]) -> object:
+    fn, threads, job = args
+    with limited_threads(threads):
+        return fn(job)
+
+
 def _train_one(args: tuple[MnistConfig, int, int, str]) -> dict:
     """Train (or reuse) one teacher; returns its description for the summary."""
     cfg, H, seed, out = args
-    torch.set_num_threads(cfg.num_threads())
     X, y = _load_data(cfg)
     t0 = time.perf_counter()
     teacher = get_teacher(cfg.teacher_config(H, seed, data_fingerprint(X, y)), X, y, out)
@@ -252,7 +282,6 @@ def run_path(job: PathJob) -> dict:
     if done is not None:
         return done
     cfg = job.cfg
-    torch.set_num_threads(cfg.num_threads())
     X, y = _load_data(cfg)
     tcfg = cfg.teacher_config(job.width, job.seed, data_fingerprint(X, y))
     teacher = get_teacher(tcfg, X, y, FsPath(job.out) / "teachers")
@@ -361,27 +390,30 @@ def _run_all(
     fn: Callable,
     jobs: Sequence,
     workers: int,
+    threads: int,
     bar: tqdm,
     progress_of: Callable[[], int] | None = None,
 ) -> list:
-    """``[fn(job) for job in jobs]`` on ``workers`` processes, updating ``bar`` as work lands.
+    """``[fn(job) for job in jobs]`` on ``workers`` processes with ``threads`` torch threads
+    each (:func:`limited_threads`), updating ``bar`` as work lands.
 
     With ``progress_of`` the bar shows its count (polled each second, e.g. finished path
     steps on disk); otherwise it counts finished jobs.
     """
     results: list = [None] * len(jobs)
+    calls = [(fn, threads, job) for job in jobs]
 
     def refresh(done: int) -> None:
         bar.n = progress_of() if progress_of is not None else done
         bar.refresh()
 
     if workers == 1 or len(jobs) == 1:
-        for i, job in enumerate(jobs):
-            results[i] = fn(job)
+        for i, call in enumerate(calls):
+            results[i] = _limited(call)
             refresh(i + 1)
         return results
     with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-        pending: dict[Future, int] = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        pending: dict[Future, int] = {pool.submit(_limited, c): i for i, c in enumerate(calls)}
         done = 0
         while pending:
             finished, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -400,7 +432,7 @@ def run_mnist(cfg: MnistConfig, out: str | FsPath, progress: bool = True) -> dic
     teacher_dir = out / "teachers"
     teacher_jobs = [(cfg, H, s, str(teacher_dir)) for H, s in cfg.teachers()]
     with tqdm(total=len(teacher_jobs), desc="teachers", unit="net", disable=not progress) as bar:
-        teachers = _run_all(_train_one, teacher_jobs, cfg.workers, bar)
+        teachers = _run_all(_train_one, teacher_jobs, cfg.workers, cfg.num_threads(), bar)
     jobs = [PathJob(cfg, H, s, v, str(out)) for H, s, v in cfg.jobs()]
     per_path = cfg.steps + 2  # d_0 .. d_S and d = 0 are solved; the shift is not checkpointed
     total = per_path * len(jobs)
@@ -409,7 +441,7 @@ def run_mnist(cfg: MnistConfig, out: str | FsPath, progress: bool = True) -> dic
         return sum(min(_completed_steps(j.folder), per_path) for j in jobs)
 
     with tqdm(total=total, desc="mnist path steps", unit="step", disable=not progress) as bar:
-        results = _run_all(run_path, jobs, cfg.workers, bar, steps_on_disk)
+        results = _run_all(run_path, jobs, cfg.workers, cfg.num_threads(), bar, steps_on_disk)
     return write_tables(cfg, out, teachers, results)
 
 
