@@ -58,8 +58,9 @@ from weightsym.plots import toy_figures
     type=click.IntRange(min=1),
     default=40,
     show_default=True,
-    help="Solver iterations per step (converging steps need 3-10; steps on a "
-    "channel never converge and stop here, marked as such). 200 for a thorough run.",
+    help="Solver iterations per step. Converging steps need 3-10; steps on a channel or a "
+    "ReLU kink never converge and stop here, marked as such (a smaller budget is faster but "
+    "leaves unconverged steps whose loss can pose as a barrier).",,
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
