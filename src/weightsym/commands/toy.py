@@ -60,7 +60,7 @@ from weightsym.plots import toy_figures
     show_default=True,
     help="Solver iterations per step. Converging steps need 3-10; steps on a channel or a "
     "ReLU kink never converge and stop here, marked as such (a smaller budget is faster but "
-    "leaves unconverged steps whose loss can pose as a barrier).",,
+    "leaves unconverged steps whose loss can pose as a barrier).",
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
