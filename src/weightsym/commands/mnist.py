@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from weightsym.commands.params import NameList
-from weightsym.experiments.mnist import DEFAULT_TOL, LOSSES, MnistConfig, run_mnist
+from weightsym.experiments.mnist import (
+    DEFAULT_SOLVER,
+    DEFAULT_STEP_ITER,
+    DEFAULT_TOL,
+    LANCZOS_STEPS,
+    LOSSES,
+    MnistConfig,
+    run_mnist,
+)
 from weightsym.experiments.toy import VARIANTS
 from weightsym.paths import SOLVERS
 from weightsym.plots import mnist_figure
@@ -99,7 +107,13 @@ class IntList(click.ParamType):
     show_default=True,
     help="Last d as a fraction of d_0.",
 )
-@click.option("--solver", type=click.Choice(SOLVERS), default="auto", show_default=True)
+@click.option(
+    "--solver",
+    type=click.Choice(SOLVERS),
+    default=DEFAULT_SOLVER,
+    show_default=True,
+    help="Path solver per step (lbfgs: see the MNIST module docstring for why not auto).",
+)
 @click.option(
     "--tol",
     type=click.FloatRange(min=0, min_open=True),
@@ -110,16 +124,17 @@ class IntList(click.ParamType):
 @click.option(
     "--max-iter",
     type=click.IntRange(min=1),
-    default=None,
-    help="Solver iterations per step (default: the path solver's).",
+    default=DEFAULT_STEP_ITER,
+    show_default=True,
+    help="Solver iterations per step (a budget: steps that end on it are flagged).",
 )
 @click.option(
-    "--saddle-k",
+    "--lanczos-steps",
     type=click.IntRange(min=0),
-    default=10,
+    default=LANCZOS_STEPS,
     show_default=True,
-    help="Lanczos: the k lowest and k highest Hessian eigenvalues at the permutation point "
-    "(0: skip).",
+    help="Lanczos steps on the Hessian at the permutation point; the negative Ritz values "
+    "bound its saddle index from below (0: skip).",
 )
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option(
@@ -145,7 +160,7 @@ def cmd(
     solver,
     tol,
     max_iter,
-    saddle_k,
+    lanczos_steps,
     workers,
     threads,
     progress,
@@ -175,7 +190,7 @@ def cmd(
         solver=solver,
         tol=tol,
         max_iter=max_iter,
-        saddle_k=saddle_k,
+        lanczos_steps=lanczos_steps,
         workers=workers,
         threads=threads,
     )
@@ -193,7 +208,7 @@ def _table(table: list[dict]) -> str:
     head = (
         f"{'loss':5} {'variant':7} {'H':>3} {'n':>2} {'barrier mean':>12} {'std':>9} "
         f"{'acc drop':>8} {'at pp':>5} {'mono':>4} {'chan':>4} {'else':>4} {'!conv':>5} "
-        f"{'index':>5}"
+        f"{'index>=':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in table:
@@ -203,7 +218,7 @@ def _table(table: list[dict]) -> str:
             f"{r['barrier_mean']:12.4e} {r['barrier_std']:9.2e} "
             f"{100 * r['accuracy_drop_mean']:7.2f}% {r['barrier_at_point']:>5} "
             f"{r['monotone']:>4} {r['flag_channel']:>4} {r['flag_elsewhere']:>4} "
-            f"{r['not_converged_steps']:>5} {'-' if neg is None else neg:>5}"
+            f"{r['not_converged_steps']:>5} {'-' if neg is None else neg:>7}"
         )
     return "\n".join(lines)
 
@@ -212,7 +227,7 @@ def _claims(claims: dict) -> str:
     lines = ["", "paper's claims (Fig. 3):"]
     for variant, c in claims.items():
         m, b, a = c["monotone_rise"], c["barrier_falls_with_H"], c["small_accuracy_drop"]
-        yes = lambda ok: "confirmed" if ok else "NOT confirmed"  # noqa: E731
+        yes = lambda ok: "n/a" if ok is None else "confirmed" if ok else "NOT confirmed"  # noqa: E731
         lines += [
             f"  {variant}: monotone rise to the permutation point: {m['monotone_paths']}/"
             f"{m['paths']} monotone, barrier at the point in {m['barrier_at_permutation_point']}"
