@@ -22,6 +22,8 @@ from weightsym.data import load_mnist
 from weightsym.experiments.mnist import (
     MnistConfig,
     accuracy_curve,
+    aggregate,
+    claims,
     mnist_problem,
     rises_monotonically,
     ritz_values,
@@ -131,6 +133,38 @@ def test_ritz_values_bound_the_index_and_reach_the_spectrum() -> None:
     full = ritz_values(loss, theta, net.num_params)
     assert torch.allclose(full, ev, atol=1e-9 * float(ev.abs().max()))
     assert saddle_bound(full)["saddle_negative"] == index
+
+
+def _row(H: int, seed: int, barrier: float, monotone: bool, drop: float) -> dict:
+    return {
+        "loss_kind": "nmse", "variant": "paper", "H": H, "seed": seed, "barrier": barrier,
+        "barrier_t": 0.5, "barrier_at_permutation_point": monotone, "monotone": monotone,
+        "accuracy_start": 0.98, "accuracy_drop": drop, "flag_channel": False,
+        "flag_rescaling": False, "flag_elsewhere": False, "not_converged": 0,
+        "worst_grad_inf": 1e-7, "saddle_negative": 1, "path_time": 1.0,
+    }  # fmt: skip
+
+
+def test_claims_on_known_tables() -> None:
+    rows = [_row(10, 0, 3e-3, True, 0.01), _row(10, 1, 5e-3, True, 0.0)]
+    rows += [_row(20, 0, 1e-3, True, 0.005), _row(20, 1, 2e-3, False, 0.03)]
+    table = aggregate(rows)
+    assert [(t["H"], t["paths"], t["barrier_mean"]) for t in table] == [
+        (10, 2, 4e-3),
+        (20, 2, 1.5e-3),
+    ]
+    c = claims(rows, table)["paper"]
+    assert c["monotone_rise"]["monotone_paths"] == 3 and c["monotone_rise"]["confirmed"]
+    assert c["barrier_falls_with_H"]["confirmed"]
+    assert (
+        not c["small_accuracy_drop"]["confirmed"] and c["small_accuracy_drop"]["max_drop"] == 0.03
+    )
+    rising = [_row(10, 0, 1e-3, False, 0.0), _row(20, 0, 2e-3, False, 0.0)]
+    c = claims(rising, aggregate(rising))["paper"]
+    assert not c["barrier_falls_with_H"]["confirmed"] and not c["monotone_rise"]["confirmed"]
+    assert (
+        claims(rows[:2], aggregate(rows[:2]))["paper"]["barrier_falls_with_H"]["confirmed"] is None
+    )
 
 
 # -- teachers --------------------------------------------------------------------------------------
