@@ -254,6 +254,25 @@ def test_channel_to_infinity_is_reported_as_diverging(method):
     assert_honest(res, loss, TOL)
 
 
+@pytest.mark.parametrize("method", ["newton", "newton-cg"])
+def test_patience_ends_a_walk_along_a_channel(method):
+    """Without a growth limit a channel walk spends the budget (300 iterations, grad_inf still
+    ~7e-9); with patience 5 it stops once 5 accepted steps in a row fail to halve grad_inf."""
+    loss, x0 = derivative_channel("tanh")
+    res = ws.minimize(loss, x0, method=method, tol=TOL, growth_limit=None, patience=5, max_iter=300)
+    assert res.status == Status.NO_PROGRESS and "5 accepted steps without halving" in res.message
+    assert res.nit < 50 and res.fun < loss(x0)  # measured 8 iterations (both methods)
+    assert_honest(res, loss, TOL)
+    student, y0 = teacher_student("tanh", 0)
+    with pytest.raises(ValueError, match="patience"):
+        ws.minimize(student, y0, method=method, patience=0)
+    if method == "newton":  # a converging run (33 iterations) is untouched by patience 10;
+        # newton-cg's inexact steps went 10 accepted steps without halving on this same fit
+        plain = ws.minimize(student, y0, method=method, tol=TOL)
+        patient = ws.minimize(student, y0, method=method, tol=TOL, patience=10)
+        assert patient.success and torch.equal(patient.x, plain.x)
+
+
 @pytest.mark.parametrize("method", ["newton", "newton-cg", "lbfgs", "gd"])
 def test_unbounded_quadratic_is_reported_as_diverging(method):
     res = ws.minimize(channel_quadratic(), f64(1.0, 0.0), method=method)  # default growth limit

@@ -96,6 +96,24 @@ def test_every_step_converges_or_says_why(joint, incoming):
                 assert any(r in rec["message"] for r in reasons), rec["message"]
 
 
+def test_patience_ends_channel_steps_early_but_not_the_merge():
+    """With patience 3 the softplus channel steps stop as 'no progress' after a few iterations
+    instead of walking to the budget (60), and the merge step (d = 0) runs without it. The
+    price: the walk along the pair's channel is followed less far. On these 12 steps the
+    channel flag rises without patience and not with it (patience 5 or 10 alike); on the
+    200-step toy paths it rises either way."""
+    _, _, full = _path("softplus", steps=12, distance="incoming")
+    _, _, quick = _path("softplus", steps=12, distance="incoming", patience=3)
+    assert full.flags()["flag_channel"] and "patience" in quick.config.as_dict()
+    assert "patience" not in full.config.as_dict()  # off: recorded only where it acts
+    stopped = [r for r in quick.records if "without halving grad_inf" in r["message"]]
+    assert stopped and all(not r["converged"] and r["segment"] == "descent" for r in stopped)
+    assert quick.records[quick.num_solved - 1]["nit"] > 3  # the merge step ran on
+    nit = lambda p: sum(r["nit"] for r in p.records if r["segment"] == "descent")  # noqa: E731
+    print(f"\n  descent iterations: patience off {nit(full)}, patience 3 {nit(quick)}")
+    assert nit(quick) < nit(full)
+
+
 def test_channel_flag_incoming_not_joint(joint, incoming):
     _, _, p_in = incoming
     _, _, p_joint = joint
@@ -184,6 +202,8 @@ def test_killed_path_resumes_with_identical_table(tmp_path):
         ({"gauge": True}, "positively homogeneous"),
         ({"steps": 0}, "steps"),
         ({"ratio": 1.5}, "ratio"),
+        ({"patience": 0}, "patience must be a positive int"),
+        ({"patience": 5, "solver": "lbfgs"}, "patience applies to the trust-region solvers"),
     ],
 )
 def test_bad_arguments(kwargs, match):

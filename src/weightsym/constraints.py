@@ -93,6 +93,7 @@ class PairConstraint:
         mask = torch.ones(net.num_params, dtype=torch.bool)
         mask[self.I_pair] = False
         self.I_rest = torch.nonzero(mask)[:, 0]
+        self.order = torch.cat([self.I_rest, self.I_pair])  # theta's entries in chart order
         self.n_rest = int(self.I_rest.numel())
         self.c = int(self.I_l.numel())
         self.num_params = self.n_rest + 2 * self.c
@@ -248,13 +249,12 @@ class ConstrainedLoss:
         con = self.con
         value, g, H = self.loss.value_grad_hessian(self.theta(phi))
         J, S = self._derivatives(phi, g)
-        Ir, Ip, n = con.I_rest, con.I_pair, con.n_rest
-        HF = torch.empty(self.num_params, self.num_params, dtype=H.dtype)
-        HF[:n, :n] = H[Ir][:, Ir]
-        cross = H[Ir][:, Ip] @ J
-        HF[:n, n:] = cross
-        HF[n:, :n] = cross.T
-        HF[n:, n:] = J.T @ H[Ip][:, Ip] @ J + S
+        n = con.n_rest
+        # diag(I, J)^T H diag(I, J) + S on theta's entries in chart order (rest, then pair)
+        HF = H.index_select(0, con.order).index_select(1, con.order)
+        HF[:, n:] = HF[:, n:] @ J
+        HF[n:, :] = J.T @ HF[n:, :]
+        HF[n:, n:] += S
         return value, self._pull_back(g, J), HF
 
     def hvp(self, phi: Tensor, w: Tensor) -> Tensor:

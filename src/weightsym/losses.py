@@ -18,6 +18,7 @@ never form the Hessian.
 
 from __future__ import annotations
 
+
 import torch
 from torch import Tensor
 
@@ -64,6 +65,7 @@ class Loss:
             Y = Y.to(X.dtype)
         self.net, self.X, self.Y, self.kind = net, X, Y, kind
         self.T = T
+        self._indices: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
         self.scale = 1.0  # mse multiplier: 1 / mean(Y^2) for nmse
         if kind == "nmse":
             msq = float((Y * Y).mean())
@@ -199,9 +201,10 @@ class Loss:
                 self._add_lower(H, kind, C, D, hk, blk)
             if kind == "full":
                 own_block = torch.einsum("trq,ts,tu->rsqu", C, hk, hk).reshape(n_k * c_k, -1)
-            else:
-                own_block = torch.block_diag(*_diagonal_curvature(kind, C, hk, n_k))
-            H[blk, blk] += own_block
+                H[blk, blk] += own_block
+            else:  # block diagonal: add neuron r's (c, c) block in place
+                own = H[blk, blk].view(n_k, c_k, n_k, c_k).diagonal(dim1=0, dim2=2)
+                own += _diagonal_curvature(kind, C, hk, n_k).permute(1, 2, 0)
         return value, g
 
     @staticmethod
@@ -221,23 +224,35 @@ class Loss:
 
     def _add_bilinear(self, H: Tensor, k: int, E: Tensor, D_prev: Tensor, h_prev: Tensor) -> None:
         """Terms of a^(k) = W^(k) h^(k-1): E[t, i, s] = dL/da^(k)_i * g'(a^(k-1)_s)."""
+        rows, r_idx, c_idx = self._bilinear_indices(k)
+        # with the previous layer's own weights: column (s, u) of block k-1
+        B2 = torch.einsum("tis,tu->isu", E, h_prev).reshape(-1)
+        H.index_put_((r_idx, c_idx), B2, accumulate=True)
+        H.index_put_((c_idx, r_idx), B2, accumulate=True)
+        P_lt = D_prev.shape[2]
+        if P_lt:
+            B1 = torch.einsum("tis,tsp->isp", E, D_prev).reshape(-1, P_lt)
+            H[rows, :P_lt] += B1
+            H[:P_lt, rows] += B1.T
+
+    def _bilinear_indices(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Entries of theta touched by :meth:`_add_bilinear` for layer k: the rows of W^(k)
+        (i, s) for s a neuron of layer k-1, and for (i, s, u) the row (i, s) and column (s, u)
+        of block k-1 (computed once per layer)."""
+        if k not in self._indices:
+            self._indices[k] = self._make_bilinear_indices(k)
+        return self._indices[k]
+
+    def _make_bilinear_indices(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
         net, off = self.net, self.net.offsets
         n_k, c_k = net.shapes[k - 1]
         n_prev, c_prev = net.shapes[k - 2]
         rows = off[k - 1] + torch.arange(n_k)[:, None] * c_k + torch.arange(n_prev)[None, :]
-        # with the previous layer's own weights: column (s, u) of block k-1
-        B2 = torch.einsum("tis,tu->isu", E, h_prev)
         cols = off[k - 2] + torch.arange(n_prev)[:, None] * c_prev + torch.arange(c_prev)[None, :]
-        r_idx = rows[:, :, None].expand_as(B2).reshape(-1)
-        c_idx = cols[None, :, :].expand_as(B2).reshape(-1)
-        H.index_put_((r_idx, c_idx), B2.reshape(-1), accumulate=True)
-        H.index_put_((c_idx, r_idx), B2.reshape(-1), accumulate=True)
-        P_lt = D_prev.shape[2]
-        if P_lt:
-            B1 = torch.einsum("tis,tsp->isp", E, D_prev).reshape(-1, P_lt)
-            flat = rows.reshape(-1)
-            H[flat, :P_lt] += B1
-            H[:P_lt, flat] += B1.T
+        shape = (n_k, n_prev, c_prev)
+        r_idx = rows[:, :, None].expand(shape).reshape(-1)
+        c_idx = cols[None, :, :].expand(shape).reshape(-1)
+        return rows.reshape(-1), r_idx, c_idx
 
 
 def _diagonal_curvature(kind: str, C: Tensor, h: Tensor, n: int) -> Tensor:

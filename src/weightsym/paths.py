@@ -59,6 +59,7 @@ class PathConfig:
     solver: str = "auto"
     tol: float = 1e-12
     max_iter: int | None = None
+    patience: int | None = None
     lr: float | None = None
     predictor: bool = True
     shift_points: int = 10
@@ -75,6 +76,14 @@ class PathConfig:
             raise ValueError(f"ratio must lie in (0, 1); got {self.ratio!r}")
         if not self.tol > 0:
             raise ValueError(f"tol must be positive; got {self.tol!r}")
+        if self.patience is not None:
+            if not (isinstance(self.patience, int) and self.patience >= 1):
+                raise ValueError(f"patience must be a positive int or None; got {self.patience!r}")
+            if self.solver not in TRUST_REGION:
+                raise ValueError(
+                    f"patience applies to the trust-region solvers {TRUST_REGION}; "
+                    f"got solver {self.solver!r}"
+                )
         if not (isinstance(self.shift_points, int) and self.shift_points >= 1):
             raise ValueError(f"shift_points must be a positive int; got {self.shift_points!r}")
 
@@ -92,11 +101,15 @@ class PathConfig:
             opts["lr"] = self.lr
         if self.max_iter is not None:
             opts["max_iter"] = self.max_iter
+        if self.patience is not None:
+            opts["patience"] = self.patience
         return opts
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["pair"] = list(self.pair)
+        if self.patience is None:  # recorded only where it acts (older results lack it)
+            del out["patience"]
         return out
 
 
@@ -173,6 +186,7 @@ class Path:
             "barrier_t": t_top,
             "barrier_index": i_top,
             "barrier_at_permutation_point": at_point,
+            "barrier_converged": bool(self.converged[i_top]),  # else an upper bound only
             "loss_start": float(self.loss[0]),
             "loss_permutation_point": self.permutation_point_loss,
             "worst_grad_inf": float(self.grad_inf[: self.num_solved].max()),
@@ -224,12 +238,15 @@ def _solve_step(
     if phi0 is not prev and obj(phi0) > obj(prev):
         start = prev
     options = cfg.solver_options()
-    if merge:  # d = 0 can be far from the last d > 0 (after an escape): a larger budget
+    if merge:  # d = 0 can be far from the last d > 0 (after an escape): a larger budget,
+        # and no patience: the permutation point is a critical point of the smaller network
         options["max_iter"] = MERGE_BUDGET_FACTOR * options["max_iter"]
+        options.pop("patience", None)
     if options["method"] in TRUST_REGION:  # rescaled, and started at the predicted move
         scaled = ScaledObjective.for_start(obj, start)
-        move = float(scaled.to_psi(start - prev).norm())
-        options.setdefault("radius", max(2.0 * move, 1e-8))
+        if start is not prev:  # the predicted move sets the scale; else the solver's default
+            move = float(scaled.to_psi(start - prev).norm())
+            options.setdefault("radius", max(2.0 * move, 1e-8))
     else:  # the paper's gradient descent and L-BFGS-B run on phi itself
         scaled = ScaledObjective(obj, torch.ones_like(start))
     t0 = time.perf_counter()
@@ -306,6 +323,7 @@ def find_path(
     *,
     gauge: bool = False,
     max_iter: int | None = None,
+    patience: int | None = None,
     lr: float | None = None,
     predictor: bool = True,
     shift_points: int = 10,
@@ -319,6 +337,13 @@ def find_path(
     budget (``PAPER_GD``); the default ``"auto"`` is trust-region Newton on the exact Hessian
     for small networks and Newton-CG otherwise, with a secant predictor between steps. With
     ``out`` the path is written to that folder as it goes and resumed from it.
+
+    ``max_iter`` is the per-step budget; ``patience`` (trust-region solvers, default off) ends
+    a step after that many accepted iterations that did not halve grad_inf, as a walk along a
+    channel or around a ReLU kink does (SPEC section 4): such a step never converges, and the
+    walk continues from its end at the next d. Off, each such step walks to ``max_iter``, which
+    follows a channel of the pair further (its 1/d law) at several times the cost. The merge
+    step (d = 0) always runs without it.
     """
     net = loss.net
     net.check_theta(theta)
@@ -332,6 +357,7 @@ def find_path(
         solver=solver,
         tol=tol,
         max_iter=max_iter,
+        patience=patience,
         lr=lr,
         predictor=predictor,
         shift_points=shift_points,

@@ -138,7 +138,10 @@ def _fig5(folder: Path, rows: list[dict]) -> Path | None:
     off = [r for r in rows if not r["barrier_at_permutation_point"]]
     if not off:
         return None
-    row = max(off, key=lambda r: r["barrier"] - r["loss_permutation_point"])
+    # a barrier from a converged step if there is one; else an upper bound, and said so
+    solid = [r for r in off if r.get("barrier_converged", False)]
+    row = max(solid or off, key=lambda r: r["barrier"] - r["loss_permutation_point"])
+    note = "" if row.get("barrier_converged", False) else " (barrier step not converged)"
     steps = read_csv(folder / "paths" / row["folder"] / "steps.csv")
     t = [r["t"] for r in steps] + [1 - r["t"] for r in reversed(steps[:-1])]
     L = [r["loss"] for r in steps] + [r["loss"] for r in reversed(steps[:-1])]
@@ -151,7 +154,7 @@ def _fig5(folder: Path, rows: list[dict]) -> Path | None:
     ax.legend(fontsize=8)
     ax.set_title(
         f"Fig. 5: {row['activation']}, {row['variant']}, pair {row['pair']}: "
-        "barrier away from the permutation point",
+        f"barrier away from the permutation point{note}",
         fontsize=9,
     )
     return save_figure(fig, folder / "fig5_barrier_off_point.png")

@@ -93,7 +93,8 @@ def cmd(model, data, layer, pair, kind, distance, gauge, solver, steps, ratio, t
     click.echo(
         f"pair ({l}, {m}) of layer {layer}: barrier {s['barrier']:.6e} at t = "
         f"{s['barrier_t']:.3f} ({'at' if s['barrier_at_permutation_point'] else 'not at'} "
-        f"the permutation point); loss at the point {s['loss_permutation_point']:.6e}"
+        f"the permutation point{'' if s['barrier_converged'] else '; its step did not converge'}"
+        f"); loss at the point {s['loss_permutation_point']:.6e}"
     )
     click.echo(
         f"converged at every step: {s['all_converged']} (worst grad_inf "

@@ -62,6 +62,15 @@ from weightsym.plots import toy_figures
     "ReLU kink never converge and stop here, marked as such (a smaller budget is faster but "
     "leaves unconverged steps whose loss can pose as a barrier).",
 )
+@click.option(
+    "--patience",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Trust-region solvers: end a step after this many accepted iterations that did not "
+    "halve grad_inf (a walk along a channel or around a kink, marked 'no progress'); 0: off, "
+    "every such step runs to --max-iter.",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def cmd(
@@ -76,6 +85,7 @@ def cmd(
     solver,
     tol,
     max_iter,
+    patience,
     workers,
     progress,
 ):
@@ -97,6 +107,7 @@ def cmd(
         solver=solver,
         tol=tol,
         max_iter=max_iter,
+        patience=patience or None,
         workers=workers,
     )
     try:
@@ -112,7 +123,8 @@ def cmd(
 
 def _table(rows: list[dict]) -> str:
     head = (
-        f"{'act':9} {'variant':7} {'pair':5} {'barrier':>10} {'at pp':>5} {'L(pp)':>10} "
+        f"{'act':9} {'variant':7} {'pair':5} {'barrier':>10} {'at pp':>5} {'b.conv':>6} "
+        f"{'L(pp)':>10} "
         f"{'chan':>4} {'resc':>4} {'else':>4} {'conv':>5} {'worst |g|':>9} {'index':>7}"
     )
     lines = [head, "-" * len(head)]
@@ -120,7 +132,8 @@ def _table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"{r['activation']:9} {r['variant']:7} {r['pair']:5} {r['barrier']:10.3e} "
-            f"{yes(r['barrier_at_permutation_point']):>5} {r['loss_permutation_point']:10.3e} "
+            f"{yes(r['barrier_at_permutation_point']):>5} {yes(r['barrier_converged']):>6} "
+            f"{r['loss_permutation_point']:10.3e} "
             f"{yes(r['flag_channel']):>4} {yes(r['flag_rescaling']):>4} "
             f"{yes(r['flag_elsewhere']):>4} {r['not_converged'] == 0!s:>5} "
             f"{r['worst_grad_inf']:9.1e} {r['saddle_negative']:>3}/{r['saddle_zero']:<3}"

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from weightsym.data import gaussian_inputs
 from weightsym.losses import Loss
 from weightsym.model import MLP
-from weightsym.paths import find_path
+from weightsym.paths import TRUST_REGION, find_path
 from weightsym.store import atomic_write_csv, atomic_write_json, metadata
 
 VARIANTS = {
@@ -53,6 +53,7 @@ class ToyConfig:
     solver: str = "auto"
     tol: float = 1e-12
     max_iter: int | None = 40  # per path step; None: the solver's own step budget
+    patience: int | None = 10  # trust-region solvers: see find_path; None: off
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     def all_pairs(self) -> list[tuple[int, int]]:
@@ -125,6 +126,7 @@ def _run_one(args: tuple[ToyConfig, str, str, tuple[int, int], str]) -> dict:
         solver=cfg.solver,
         tol=cfg.tol,
         max_iter=cfg.max_iter,
+        patience=cfg.patience if cfg.solver in TRUST_REGION else None,
         out=folder,
         **VARIANTS[var],
     )
@@ -141,6 +143,7 @@ def _run_one(args: tuple[ToyConfig, str, str, tuple[int, int], str]) -> dict:
         "barrier": s["barrier"],
         "barrier_t": s["barrier_t"],
         "barrier_at_permutation_point": s["barrier_at_permutation_point"],
+        "barrier_converged": s["barrier_converged"],
         "loss_permutation_point": s["loss_permutation_point"],
         "loss_min_on_path": float(path.loss.min()),
         "flag_channel": s["flag_channel"],
