@@ -18,7 +18,6 @@ never form the Hessian.
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor
 
