@@ -302,10 +302,11 @@ def _trust_region(
 
     ``model.step(g, radius) -> (s, predicted reduction, on boundary)``; ``model.accept(x, f, g)``
     moves the run to an accepted point (refreshing the Hessian for the dense model). With
-    ``patience`` the run stops (no progress) after that many accepted steps in a row that did
-    not halve the smallest grad_inf so far: a Newton iteration near a minimizer cuts grad_inf
-    by far more, so this stops only walks that have no minimizer within reach (a channel to
-    infinity, a kink of the loss), which would otherwise spend the whole budget.
+    ``patience`` the run stops (no progress) after that many accepted steps that did not halve
+    the smallest grad_inf so far (steps that reached a growing trust radius with a good model,
+    which only the radius held back, do not count): a Newton iteration near a minimizer cuts
+    grad_inf by far more, so this stops walks that have no minimizer within reach (a channel
+    to infinity, a kink of the loss), which would otherwise spend the whole budget.
     """
     _positive("radius", radius)
     _positive("max_radius", max_radius)
@@ -327,7 +328,8 @@ def _trust_region(
         step = float(s.norm())
         if rho > _ETA:
             model.accept(x_new, f_new, g_new)
-            stale = 0 if run.grad_inf <= 0.5 * best else stale + 1
+            expanding = rho > 0.75 and on_boundary  # the radius, not the model, limits
+            stale = 0 if run.grad_inf <= 0.5 * best else stale + (not expanding)
             best = min(best, run.grad_inf)
         if rho < 0.25:
             radius = 0.25 * min(radius, step)
