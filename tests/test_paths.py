@@ -88,6 +88,8 @@ def test_output_shift_keeps_loss_constant(incoming):
 def test_every_step_converges_or_says_why(joint, incoming):
     reasons = ("budget exhausted", "no progress", "diverging", "NaN")
     for _, _, path in (joint, incoming):
+        s = path.summary()  # the barrier says whether its step converged (else an upper bound)
+        assert s["barrier_converged"] == bool(path.converged[s["barrier_index"]])
         for rec in path.records[: path.num_solved]:
             if rec["converged"]:
                 assert rec["grad_inf"] <= 1e-12  # the tolerance of the fast solver
