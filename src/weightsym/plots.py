@@ -176,6 +176,9 @@ def mnist_figure(folder: str | Path) -> Path:
     cmap = plt.get_cmap("viridis")
     colour = {H: cmap(i / max(1, len(widths) - 1)) for i, H in enumerate(widths)}
     fig, axes = plt.subplots(len(variants), 2, figsize=(11, 3.8 * len(variants)), squeeze=False)
+    # the teacher's own loss (t = 0) is at rounding level: the axis starts at the first step's
+    positive = [r["loss"] for r in steps if r["t"] > 0 and r["loss"] > 0]
+    floor = min(positive) if positive else 1e-16
     for row, variant in zip(axes, variants):
         for (v, H, _seed), rs in curves.items():
             if v != variant:
@@ -187,7 +190,9 @@ def mnist_figure(folder: str | Path) -> Path:
             ax.axvline(0.5, color="tab:red", ls="--", lw=0.7)
             ax.set_xlim(0, 0.5)
             ax.set_xlabel("t (0: teacher, 1/4: merged, 1/2: permutation point)")
-        row[0].set_ylabel(f"loss L ({steps[0]['loss_kind']})")
+        row[0].set_yscale("log")  # barriers differ by orders of magnitude across H
+        row[0].set_ylim(bottom=0.5 * floor)
+        row[0].set_ylabel(f"loss L ({steps[0]['loss_kind']}, log scale)")
         row[1].set_ylabel("training accuracy (%)")
         row[0].set_title(f"A ({variant} variant): loss along the path", fontsize=10)
         row[1].set_title(f"B ({variant} variant): training accuracy", fontsize=10)
