@@ -111,6 +111,13 @@ def test_path_on_a_saved_sequential(tmp_path):
         steps = read_csv(out / "steps.csv")
         assert steps[-1]["t"] == 0.5 and len(steps) == 3 + 2 + 10
         assert json.loads((out / "summary.json").read_text())["summary"]["config"]["pair"] == [0, 2]
+    # the step budget and patience reach the path's recorded configuration
+    out = tmp_path / "out-patience"
+    args = ["path", str(model), str(data), "--steps", "2", "--max-iter", "7", "--patience", "3"]
+    result = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "summary.json").read_text())["summary"]["config"]
+    assert (config["max_iter"], config["patience"]) == (7, 3)
 
 
 def test_path_errors_name_the_problem(tmp_path):
@@ -122,6 +129,8 @@ def test_path_errors_name_the_problem(tmp_path):
     assert r.exit_code != 0 and "--layer=2 is not a hidden layer" in r.output
     r = runner.invoke(main, ["path", str(model), str(data), "--pair", "1-1"])
     assert r.exit_code != 0 and "l == m" in r.output
+    r = runner.invoke(main, ["path", str(model), str(data), "--solver", "lbfgs", "--patience", "4"])
+    assert r.exit_code != 0 and "patience applies to the trust-region solvers" in r.output
     (tmp_path / "junk.pt").write_bytes(b"not a pickle")
     r = runner.invoke(main, ["path", str(tmp_path / "junk.pt"), str(data)])
     assert r.exit_code != 0 and "corrupt model file" in r.output

@@ -1,4 +1,4 @@
-"""click parameter types shared by the commands."""
+"""click parameter types and options shared by the commands."""
 
 from __future__ import annotations
 
@@ -43,3 +43,16 @@ class PairList(click.ParamType):
                 self.fail(f"pair {part!r} names the same neuron twice (l == m)", param, ctx)
             pairs.append((a, b))
         return pairs
+
+
+def patience_option(default: int):
+    """``--patience`` (trust-region path solvers; 0: off), see :func:`weightsym.find_path`."""
+    return click.option(
+        "--patience",
+        type=click.IntRange(min=0),
+        default=default,
+        show_default=True,
+        help="Trust-region solvers: end a step after this many accepted iterations that did not "
+        "halve grad_inf (a walk along a channel or around a kink, marked 'no progress'); 0: "
+        "off, every such step runs to its iteration budget.",
+    )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from weightsym.commands.params import patience_option
 from weightsym.constraints import DISTANCES
 from weightsym.losses import KINDS, Loss
 from weightsym.paths import SOLVERS, find_path
@@ -50,9 +51,19 @@ from weightsym.userdata import load_data, load_network
     "--tol", type=click.FloatRange(min=0, min_open=True), default=1e-12, show_default=True
 )
 @click.option(
+    "--max-iter",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Solver iterations per step (default: the solver's own step budget).",
+)
+@patience_option(default=0)
+@click.option(
     "--out", type=click.Path(path_type=Path), default=Path("results/path"), show_default=True
 )
-def cmd(model, data, layer, pair, kind, distance, gauge, solver, steps, ratio, tol, out):
+def cmd(
+    model, data, layer, pair, kind, distance, gauge, solver, steps, ratio, tol, max_iter,
+    patience, out,
+):  # fmt: skip
     """Merge two neurons of MODEL (a saved nn.Sequential) on DATA (X, Y in .pt or .npz).
 
     Writes OUT/steps.csv (one row per step), OUT/thetas.pt (parameters along the first half),
@@ -84,6 +95,8 @@ def cmd(model, data, layer, pair, kind, distance, gauge, solver, steps, ratio, t
             gauge=gauge,
             solver=solver,
             tol=tol,
+            max_iter=max_iter,
+            patience=patience or None,
             out=out,
             progress=True,
         )

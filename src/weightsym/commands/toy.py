@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from weightsym.commands.params import NameList, PairList
+from weightsym.commands.params import NameList, PairList, patience_option
 from weightsym.experiments.toy import ACTIVATIONS, VARIANTS, ToyConfig, run_toy
 from weightsym.paths import SOLVERS
 from weightsym.plots import toy_figures
@@ -62,15 +62,7 @@ from weightsym.plots import toy_figures
     "ReLU kink never converge and stop here, marked as such (a smaller budget is faster but "
     "leaves unconverged steps whose loss can pose as a barrier).",
 )
-@click.option(
-    "--patience",
-    type=click.IntRange(min=0),
-    default=10,
-    show_default=True,
-    help="Trust-region solvers: end a step after this many accepted iterations that did not "
-    "halve grad_inf (a walk along a channel or around a kink, marked 'no progress'); 0: off, "
-    "every such step runs to --max-iter.",
-)
+@patience_option(default=10)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def cmd(
