@@ -108,6 +108,12 @@ class WithHvp(OnlyGradient):
         return self.inner.hvp(x, v)
 
 
+def tr_eigen(lam: torch.Tensor, g: torch.Tensor, radius: float):
+    """The trust-region subproblem (NumPy inside) on torch vectors."""
+    s, pred, on_boundary = optimize._tr_eigen(lam.numpy(), g.numpy(), radius)
+    return torch.from_numpy(s), pred, on_boundary
+
+
 def f64(*values: float) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64)
 
@@ -395,7 +401,7 @@ def test_trust_region_subproblem_matches_reference(mags, signs, seed, radius):
     g = 1e-8 * torch.randn(lam.shape, dtype=torch.float64, generator=gen(seed))
     g[g.abs() < 1e-10] = 1e-10  # the hard case is not generic here
     radius *= 1e-8
-    s, pred, on_boundary = optimize._tr_eigen(lam, g, radius)
+    s, pred, on_boundary = tr_eigen(lam, g, radius)
     assert float(s.norm()) <= radius * (1 + 1e-10)
     model = float(g @ s + 0.5 * (lam * s * s).sum())
     assert pred == pytest.approx(-model, rel=1e-12)
@@ -419,7 +425,7 @@ def test_trust_region_step_is_feasible_and_descends(lams, seed, log_g, radius):
     """Any spectrum (zeros, rounding-level and negative eigenvalues) and gradient scale."""
     lam = torch.tensor(sorted(lams), dtype=torch.float64)
     g = 10**log_g * torch.randn(lam.shape, dtype=torch.float64, generator=gen(seed))
-    s, pred, _ = optimize._tr_eigen(lam, g, radius)
+    s, pred, _ = tr_eigen(lam, g, radius)
     assert bool(torch.isfinite(s).all())
     assert float(s.norm()) <= radius * (1 + 1e-9)  # inside the trust region
     assert pred >= 0.0  # never predicts an increase
@@ -428,7 +434,7 @@ def test_trust_region_step_is_feasible_and_descends(lams, seed, log_g, radius):
 
 def test_trust_region_hard_case():
     lam, g = f64(-1.0, 2.0, 3.0), f64(0.0, 1e-9, -1e-9)  # no gradient along the negative one
-    s, pred, on_boundary = optimize._tr_eigen(lam, g, 1e-6)
+    s, pred, on_boundary = tr_eigen(lam, g, 1e-6)
     assert on_boundary and float(s.norm()) == pytest.approx(1e-6, rel=1e-12)
     assert abs(float(s[0])) > 0.99e-6  # moves along the negative-curvature eigenvector
     assert pred == pytest.approx(0.5e-12, rel=1e-3)  # |lambda_min| radius^2 / 2, to O(g)
@@ -437,7 +443,7 @@ def test_trust_region_hard_case():
 def test_weak_negative_curvature_and_flat_gradient_are_set_aside():
     """Near a critical manifold: a Newton step on the curved part, not a walk along the flat."""
     lam, g = f64(-1e-9, 1e-12, 1.0, 2.0), f64(1e-12, 1e-13, 1e-6, -2e-6)
-    s, pred, on_boundary = optimize._tr_eigen(lam, g, 1.0)
+    s, pred, on_boundary = tr_eigen(lam, g, 1.0)
     assert not on_boundary
     assert torch.equal(s, f64(0.0, 0.0, -1e-6, 1e-6))  # exactly the curved-part Newton step
 

@@ -238,11 +238,8 @@ class Loss:
         """Entries of theta touched by :meth:`_add_bilinear` for layer k: the rows of W^(k)
         (i, s) for s a neuron of layer k-1, and for (i, s, u) the row (i, s) and column (s, u)
         of block k-1 (computed once per layer)."""
-        if k not in self._indices:
-            self._indices[k] = self._make_bilinear_indices(k)
-        return self._indices[k]
-
-    def _make_bilinear_indices(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        if k in self._indices:
+            return self._indices[k]
         net, off = self.net, self.net.offsets
         n_k, c_k = net.shapes[k - 1]
         n_prev, c_prev = net.shapes[k - 2]
@@ -251,7 +248,8 @@ class Loss:
         shape = (n_k, n_prev, c_prev)
         r_idx = rows[:, :, None].expand(shape).reshape(-1)
         c_idx = cols[None, :, :].expand(shape).reshape(-1)
-        return rows.reshape(-1), r_idx, c_idx
+        self._indices[k] = (rows.reshape(-1), r_idx, c_idx)
+        return self._indices[k]
 
 
 def _diagonal_curvature(kind: str, C: Tensor, h: Tensor, n: int) -> Tensor:

@@ -373,11 +373,12 @@ class _DenseModel:
         self.lam, self.Q = lam.numpy(), Q.numpy()
 
     def step(self, g: Tensor, radius: float) -> tuple[Tensor, float, bool]:
-        s_hat, pred, on_boundary = _tr_eigen_np(self.lam, self.Q.T @ g.numpy(), radius)
+        s_hat, pred, on_boundary = _tr_eigen(self.lam, self.Q.T @ g.numpy(), radius)
         return torch.from_numpy(self.Q @ s_hat), pred, on_boundary
 
 
-def _tr_eigen(lam: Tensor, g: Tensor, radius: float) -> tuple[Tensor, float, bool]:
+@np.errstate(over="ignore", divide="ignore", invalid="ignore")  # inf next to a pole, as torch
+def _tr_eigen(lam: np.ndarray, g: np.ndarray, radius: float) -> tuple[np.ndarray, float, bool]:
     """Solve min g.s + s.diag(lam).s / 2 subject to |s| <= radius, in the eigenbasis.
 
     ``lam`` ascending. The solve is exact (More and Sorensen 1983: the interior Newton step, or
@@ -395,12 +396,6 @@ def _tr_eigen(lam: Tensor, g: Tensor, radius: float) -> tuple[Tensor, float, boo
     The arithmetic is NumPy's: on vectors of a few dozen entries a torch call costs several
     microseconds of dispatch, more than the work, and this runs once per trust-region iteration.
     """
-    s, pred, on_boundary = _tr_eigen_np(lam.numpy(), g.numpy(), float(radius))
-    return torch.from_numpy(s), pred, on_boundary
-
-
-@np.errstate(over="ignore", divide="ignore", invalid="ignore")  # inf next to a pole, as torch
-def _tr_eigen_np(lam: np.ndarray, g: np.ndarray, radius: float) -> tuple[np.ndarray, float, bool]:
     flat_lam, flat = _flat_directions(lam, g)
     g_used = np.where(flat, 0.0, g)
     zero = flat_lam == 0

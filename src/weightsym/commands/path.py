@@ -61,9 +61,21 @@ from weightsym.userdata import load_data, load_network
     "--out", type=click.Path(path_type=Path), default=Path("results/path"), show_default=True
 )
 def cmd(
-    model, data, layer, pair, kind, distance, gauge, solver, steps, ratio, tol, max_iter,
-    patience, out,
-):  # fmt: skip
+    model,
+    data,
+    layer,
+    pair,
+    kind,
+    distance,
+    gauge,
+    solver,
+    steps,
+    ratio,
+    tol,
+    max_iter,
+    patience,
+    out,
+):
     """Merge two neurons of MODEL (a saved nn.Sequential) on DATA (X, Y in .pt or .npz).
 
     Writes OUT/steps.csv (one row per step), OUT/thetas.pt (parameters along the first half),

@@ -26,6 +26,7 @@ from pathlib import Path as FsPath
 import torch
 from tqdm.auto import tqdm
 
+from weightsym.curvature import saddle_index
 from weightsym.data import gaussian_inputs
 from weightsym.losses import Loss
 from weightsym.model import MLP
@@ -132,8 +133,6 @@ def _run_one(args: tuple[ToyConfig, str, str, tuple[int, int], str]) -> dict:
     )
     wall = time.perf_counter() - t0
     point = path.thetas[-1]
-    from weightsym.curvature import saddle_index
-
     neg, zero, pos = saddle_index(loss, point)
     s = path.summary()
     return {
