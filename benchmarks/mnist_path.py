@@ -2,15 +2,15 @@
 
 Both solve the same path (the most similar pair of layer 2 of the seed-0 teacher, 100 steps,
 the 5,000 embedded digits, nmse, float64, one thread) with the same per-step budget and
-tolerance (the MNIST defaults: L-BFGS, tol 1e-6, 60 iterations; gradient descent gets 60
-iterations at the paper-gd step). Reported, measured in this one run: wall and CPU time per path
-and their ratio, gradient evaluations per step, steps converged, the loss reached at every step
-(as a ratio, GD / default: both are upper bounds on the constrained minimum, lower is better),
-the barrier, and the default's accuracy: at ``--checks`` steps its point is polished with
-L-BFGS to tol 1e-7 (``--polish`` iterations) and the loss it gives up is reported. With
-``--auto-steps N`` trust-region Newton-CG (``solver="auto"``) is also timed on N of those steps
-from the same warm starts. CPU time is the figure to quote on a shared machine: one thread
-gets all of a core only when the machine is idle.
+tolerance (the MNIST defaults, ``MNIST_PATH``: L-BFGS, tol 1e-6, 60 iterations; gradient
+descent gets 60 iterations at the paper-gd step). Reported, measured in this one run: wall and
+CPU time per path and their ratio, gradient evaluations per step, steps converged, the loss
+reached at every step (as a ratio, GD / default: both are upper bounds on the constrained
+minimum, lower is better), the barrier, and the default's accuracy: at ``--checks`` steps its
+point is polished with L-BFGS to tol 1e-7 (``--polish`` iterations) and the loss it gives up is
+reported. With ``--auto-steps N`` trust-region Newton-CG (``solver="auto"``) is also timed on
+N of those steps from the same warm starts. CPU time is the figure to quote on a shared
+machine: one thread gets all of a core only when the machine is idle.
 
     python benchmarks/mnist_path.py [--width 25] [--steps 100] [--checks 5] [--auto-steps 1]
 """
@@ -24,19 +24,17 @@ from pathlib import Path
 
 from weightsym.constraints import ConstrainedLoss, PairConstraint
 from weightsym.data import load_mnist
-from weightsym.experiments.mnist import (
-    DEFAULT_SOLVER,
-    DEFAULT_STEP_ITER,
-    DEFAULT_TOL,
-    LAYER,
-    limited_threads,
-    mnist_problem,
-)
-from weightsym.experiments.toy import VARIANTS
+from weightsym.experiments.mnist import MNIST_PATH, MnistConfig, limited_threads, mnist_problem
+from weightsym.experiments.mnist.teachers import TeacherConfig, data_fingerprint, get_teacher
 from weightsym.optimize import minimize
-from weightsym.paths import PAPER_GD, find_path
+from weightsym.paths import find_path
+from weightsym.paths.config import PAPER_GD
 from weightsym.symmetry import most_similar_pair
-from weightsym.teachers import TeacherConfig, data_fingerprint, get_teacher
+
+LAYER = MNIST_PATH.layer
+DEFAULT_SOLVER = MNIST_PATH.solver
+DEFAULT_TOL = MNIST_PATH.tol
+DEFAULT_STEP_ITER = MNIST_PATH.max_iter
 
 
 def unit_costs(loss, theta, repeats: int = 5) -> dict[str, float]:
@@ -58,29 +56,21 @@ def unit_costs(loss, theta, repeats: int = 5) -> dict[str, float]:
 
 
 def timed_path(loss, theta, pair, args, solver: str) -> dict:
+    base = MnistConfig(path=MNIST_PATH.replace(steps=args.steps, solver=solver, pair=pair))
+    cfg = base.path_config(args.variant)
     t, c = time.perf_counter(), time.process_time()
-    path = find_path(
-        loss,
-        theta,
-        LAYER,
-        pair,
-        steps=args.steps,
-        solver=solver,
-        tol=DEFAULT_TOL,
-        max_iter=DEFAULT_STEP_ITER,
-        **VARIANTS[args.variant],
-    )
+    path = find_path(loss, theta, cfg)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     solved = path.records[: path.num_solved]
     return {
         "path": path,
         "wall": wall,
         "cpu": cpu,
-        "grads": statistics.mean(r["ngev"] for r in solved),
-        "converged": sum(bool(r["converged"]) for r in solved),
+        "grads": statistics.mean(r.ngev for r in solved),
+        "converged": sum(r.converged for r in solved),
         "solved": len(solved),
-        "worst": max(r["grad_inf"] for r in solved),
-        "barrier": path.barrier[0],
+        "worst": max(r.grad_inf for r in solved),
+        "barrier": path.barrier.loss,
         "loss_pp": path.permutation_point_loss,
     }
 
@@ -135,7 +125,8 @@ def run(args: argparse.Namespace) -> list[str]:
         for i in range(1, n)
         if float(default["path"].loss[i]) > 0
     ]
-    con = PairConstraint(teacher.net, LAYER, pair, VARIANTS[args.variant]["distance"])
+    distance = MnistConfig().path_config(args.variant).distance
+    con = PairConstraint(teacher.net, LAYER, pair, distance)
     checks = sorted({round(1 + j * (n - 3) / max(1, args.checks - 1)) for j in range(args.checks)})
     excess = []
     for i in checks:

@@ -47,8 +47,8 @@ def test_toy_writes_every_promised_file(tmp_path):
             assert (folder / name).is_file(), folder / name
         assert r["saddle_negative"] + r["saddle_zero"] + r["saddle_positive"] == 21
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["steps"] == 4 and len(summary["rows"]) == 5
-    assert summary["config"]["patience"] == 10  # the default, recorded with every path
+    assert summary["config"]["path"]["steps"] == 4 and len(summary["rows"]) == 5
+    assert summary["config"]["path"]["patience"] == 10  # the default, recorded with every path
     path_config = json.loads((out / "paths" / rows[0]["folder"] / "config.json").read_text())
     assert path_config["config"]["path"]["patience"] == 10
     assert all(isinstance(r["barrier_converged"], bool) for r in rows)

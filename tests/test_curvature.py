@@ -123,7 +123,7 @@ def test_saddle_index_with_k_counts_only_the_ends():
 
 
 def test_saddle_index_of_a_permutation_point():
-    """SPEC section 2's example: 2-3-2 fitted, neuron 0 duplicated: index 2, one zero."""
+    """docs/theory.md section 2's example: 2-3-2 fitted, neuron 0 duplicated: index 2, one zero."""
     teacher = ws.MLP([2, 4, 2], "tanh")
     X = torch.randn(100, 2, dtype=torch.float64, generator=gen(100))
     Y = teacher(teacher.init(0), X)

@@ -18,7 +18,6 @@ import torch
 from weightsym import data
 from weightsym.data import (
     DataError,
-    check_finite,
     default_cache_dir,
     download_mnist,
     gaussian_inputs,
@@ -27,6 +26,7 @@ from weightsym.data import (
     load_mnist_idx,
     read_idx,
 )
+from weightsym.validation import check_finite
 
 NAMES = {
     ("train", "images"): "train-images-idx3-ubyte",
@@ -78,7 +78,7 @@ def test_check_finite(make) -> None:
     assert check_finite("X", ok) is ok
     assert check_finite("y", make([1, 2, 3])) is not None  # integers are always finite
     with pytest.raises(
-        ValueError, match=r"Y contains non-finite values \(1 NaN, 0 inf\).*\(1, 0\)"
+        ValueError, match=r"Y contains 1 NaN or inf value\(s\) \(1 NaN, 0 inf\).*\(1, 0\)"
     ):
         check_finite("Y", make([[1.0, 2.0], [float("nan"), 4.0]]))
     with pytest.raises(ValueError, match=r"theta .*\(0 NaN, 2 inf\)"):

@@ -1,4 +1,5 @@
-"""The loss (paper Sec. 3, SPEC section 1) and its exact derivatives against independent references.
+"""The loss (paper Sec. 3, docs/theory.md section 1) and its exact derivatives against
+independent references.
 
 References written here, not taken from the library: a per-sample Python loop for the value, a
 batched torch forward (``F.linear`` and torch's own activations) differentiated by autograd and
@@ -61,7 +62,7 @@ def reference_forward(net: ws.MLP, theta: torch.Tensor, X: torch.Tensor) -> torc
 
 
 def reference_loss(loss: ws.Loss, theta: torch.Tensor) -> torch.Tensor:
-    """The loss of SPEC section 1, batched, from the reference forward."""
+    """The loss of docs/theory.md section 1, batched, from the reference forward."""
     f = reference_forward(loss.net, theta, loss.X)
     if loss.kind == "nll":
         return F.cross_entropy(f, loss.Y)
@@ -87,7 +88,7 @@ def per_sample_losses(net: ws.MLP, theta: torch.Tensor, X, Y, kind: str) -> list
 
 
 def loop_loss(terms: list[float], Y: torch.Tensor, kind: str) -> float:
-    """The mean over samples of SPEC section 1, summed naively in Python."""
+    """The mean over samples of docs/theory.md section 1, summed naively in Python."""
     value = sum(terms) / len(terms)
     if kind == "nmse":
         value /= float((Y**2).mean())

@@ -1,4 +1,4 @@
-"""The permutation path (Sec. 4.1, SPEC sections 3-4) on the toy teacher."""
+"""The permutation path (Sec. 4.1, docs/theory.md sections 4-5) on the toy teacher."""
 
 from __future__ import annotations
 
@@ -63,18 +63,18 @@ def test_distance_constraint_holds_at_every_step(joint, incoming):
     for loss, _, path in (joint, incoming):
         net, (l, m) = loss.net, path.pair
         for rec, th in zip(path.records, path.thetas):
-            if rec["segment"] != "descent":
+            if rec.segment != "descent":
                 continue
             dv = th[net.neuron_slice(1, m)] - th[net.neuron_slice(1, l)]
             if path.config.distance == "joint":
                 dv = torch.cat([dv, th[net.output_index(1, m)] - th[net.output_index(1, l)]])
-            assert float(dv.norm()) == pytest.approx(rec["d"], rel=1e-12)  # constraint to 1e-12
+            assert float(dv.norm()) == pytest.approx(rec.d, rel=1e-12)  # constraint to 1e-12
 
 
 def test_output_shift_keeps_loss_constant(incoming):
     loss, _, path = incoming
-    seg = [r for r in path.records if r["segment"] in ("merge", "shift")]
-    base = seg[0]["loss"]
+    seg = [r for r in path.records if r.segment in ("merge", "shift")]
+    base = seg[0].loss
     l, m = path.pair
     first, last = path.thetas[-len(seg)], path.thetas[-1]
     # the shift really moves the output weights (not a trivial segment)
@@ -82,20 +82,20 @@ def test_output_shift_keeps_loss_constant(incoming):
         float((first[loss.net.output_index(1, l)] - last[loss.net.output_index(1, l)]).norm()) > 0
     )
     for r in seg:
-        assert abs(r["loss"] - base) <= 1e-12 * max(1.0, abs(base))  # constant to 1e-12 rel
+        assert abs(r.loss - base) <= 1e-12 * max(1.0, abs(base))  # constant to 1e-12 rel
 
 
 def test_every_step_converges_or_says_why(joint, incoming):
     reasons = ("budget exhausted", "no progress", "diverging", "NaN")
     for _, _, path in (joint, incoming):
         s = path.summary()  # the barrier says whether its step converged (else an upper bound)
-        assert s["barrier_converged"] == bool(path.converged[s["barrier_index"]])
+        assert s.barrier.converged == bool(path.converged[s.barrier.index])
         for rec in path.records[: path.num_solved]:
-            if rec["converged"]:
-                assert rec["grad_inf"] <= 1e-12  # the tolerance of the fast solver
+            if rec.converged:
+                assert rec.grad_inf <= 1e-12  # the tolerance of the fast solver
             else:
-                assert rec["grad_inf"] > 1e-12 or "NaN" in rec["message"]
-                assert any(r in rec["message"] for r in reasons), rec["message"]
+                assert rec.grad_inf > 1e-12 or "NaN" in rec.message
+                assert any(r in rec.message for r in reasons), rec.message
 
 
 def test_patience_ends_channel_steps_early_but_not_the_merge():
@@ -108,10 +108,10 @@ def test_patience_ends_channel_steps_early_but_not_the_merge():
     _, _, quick = _path("softplus", steps=12, distance="incoming", patience=3)
     assert full.flags()["flag_channel"] and "patience" in quick.config.as_dict()
     assert "patience" not in full.config.as_dict()  # off: recorded only where it acts
-    stopped = [r for r in quick.records if "without halving grad_inf" in r["message"]]
-    assert stopped and all(not r["converged"] and r["segment"] == "descent" for r in stopped)
-    assert quick.records[quick.num_solved - 1]["nit"] > 3  # the merge step ran on
-    nit = lambda p: sum(r["nit"] for r in p.records if r["segment"] == "descent")  # noqa: E731
+    stopped = [r for r in quick.records if "without halving grad_inf" in r.message]
+    assert stopped and all(not r.converged and r.segment == "descent" for r in stopped)
+    assert quick.records[quick.num_solved - 1].nit > 3  # the merge step ran on
+    nit = lambda p: sum(r.nit for r in p.records if r.segment == "descent")  # noqa: E731
     print(f"\n  descent iterations: patience off {nit(full)}, patience 3 {nit(quick)}")
     assert nit(quick) < nit(full)
 
@@ -123,14 +123,14 @@ def test_channel_flag_incoming_not_joint(joint, incoming):
     assert not p_joint.flags()["flag_channel"]
     # the channel: |w_l - w_m| grows like c / d. Over the last six steps (d from 6.8e-4 to
     # 2.1e-4, where the solver reaches grad_inf ~1e-11) d |w_l - w_m| stays constant
-    recs = [r for r in p_in.records if r["segment"] == "descent"][-6:]
-    products = [r["out_spread"] * r["d"] for r in recs]
+    recs = [r for r in p_in.records if r.segment == "descent"][-6:]
+    products = [r.diagnostics.out_spread * r.d for r in recs]
     print("channel: d |w_l - w_m| / |w|_start =", [f"{x:.5f}" for x in products])
     assert max(products) <= 1.01 * min(products)  # constant to 1%
-    assert recs[-1]["out_spread"] > 1e3  # and large: |w_l - w_m| > 1e3 |w|_start
+    assert recs[-1].diagnostics.out_spread > 1e3  # and large: |w_l - w_m| > 1e3 |w|_start
     # with the joint distance the path ends on the permutation point itself: at d = 0 the
     # output weights already coincide, so the shift segment does not move
-    merged = [i for i, r in enumerate(p_joint.records) if r["segment"] == "merge"][0]
+    merged = [i for i, r in enumerate(p_joint.records) if r.segment == "merge"][0]
     assert (p_joint.thetas[merged] - p_joint.thetas[-1]).abs().max() <= 1e-12
 
 
@@ -149,8 +149,8 @@ def test_relu_rescaling_flag_without_gauge_only():
 def test_paper_gd_reports_its_budget():
     _, _, path = _path("softplus", steps=3, distance="incoming", solver="paper-gd", max_iter=20)
     assert not path.converged[1]
-    assert "budget exhausted" in path.records[1]["message"]
-    assert path.records[1]["nit"] == 20
+    assert "budget exhausted" in path.records[1].message
+    assert path.records[1].nit == 20
 
 
 _SCRIPT = textwrap.dedent(
@@ -166,7 +166,7 @@ _SCRIPT = textwrap.dedent(
 
 
 def _table(path):
-    return [{k: v for k, v in r.items() if k != "wall_time"} for r in path.table()]
+    return [{k: v for k, v in r.items() if k != "wall_time"} for r in path.rows()]
 
 
 def test_killed_path_resumes_with_identical_table(tmp_path):

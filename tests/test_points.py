@@ -1,12 +1,14 @@
-"""Defs. 4 and 6, Props. 1 and 2 (with SPEC section 2's correction of (ii)), Sec. 4.1's shift.
+"""Defs. 4 and 6, Props. 1 and 2 (with the correction of (ii), docs/theory.md section 2),
+Sec. 4.1's shift.
 
 Converged examples (tanh, float64, Newton to grad_inf <= 1e-12 on the smaller network):
 
-* SPEC's example: a 2-3-2 student fitted to a random 2-4-2 teacher (neuron 0 duplicated);
+* the example of docs/theory.md section 2: a 2-3-2 student fitted to a random 2-4-2 teacher
+  (neuron 0 duplicated);
 * a scalar output, 2-3-1 fitted to a 2-4-1 teacher, where n_{k+1} = 1 and the printed claim holds;
 * three hidden layers, 2-3-3-3-2, fitted to its own outputs plus noise from the teacher start
   (a finite minimum with nonzero loss; an under-parameterized deep student usually has none,
-  SPEC section 4).
+  docs/theory.md section 5).
 
 |H| below is the spectral norm (largest |eigenvalue|) of the dense Hessian.
 """
@@ -20,7 +22,7 @@ import pytest
 import torch
 
 import weightsym as ws
-from weightsym.points import permutation_path_keys
+from weightsym.equal_loss_path import permutation_path_keys
 
 DEEP = [3, 4, 5, 3, 2]  # three hidden layers of widths 4, 5, 3
 ZERO_RTOL = 1e-12  # |eigenvalue| <= ZERO_RTOL * |H| counts as zero (the gap is 1e-19 .. 1e-10)
@@ -191,8 +193,8 @@ def test_equal_loss_directions_keep_the_loss(activation, layer, copies):
     [("spec_example", 1, {0: 2}), ("deep_example", 2, {0: 2}), ("deep_example", 1, {0: 3, 2: 2})],
 )
 def test_split_ratios_are_critical_and_the_rest_is_not(example, layer, copies, request):
-    """SPEC section 2: the K split-ratio directions are Hessian null vectors along which the
-    gradient stays zero; the other K (n_{k+1} - 1) equal-loss directions are not, so the point
+    """docs/theory.md section 2: the K split-ratio directions are Hessian null vectors along which
+    the gradient stays zero; the other K (n_{k+1} - 1) equal-loss directions are not, so the point
     is a strict saddle with K zero eigenvalues (the smaller network has none)."""
     fitted = request.getfixturevalue(example)
     net, theta, groups = ws.higher_order_point(fitted.net, fitted.theta, layer, copies)
@@ -225,8 +227,8 @@ def test_split_ratios_are_critical_and_the_rest_is_not(example, layer, copies, r
 
 
 def test_spec_checked_example(spec_example):
-    """SPEC section 2's record: 2-3-2 tanh, neuron 0 duplicated; a parallel and a perpendicular
-    to w in the equal-loss plane; index 2 and one zero eigenvalue."""
+    """docs/theory.md section 2's record: 2-3-2 tanh, neuron 0 duplicated; a parallel and a
+    perpendicular to w in the equal-loss plane; index 2 and one zero eigenvalue."""
     net, theta, (l, m) = ws.permutation_point(spec_example.net, spec_example.theta, 1, 0)
     loss = spec_example.loss(net)
     w = ws.output_vector(net, theta, 1, l)
@@ -248,7 +250,7 @@ def test_spec_checked_example(spec_example):
     assert ratios[0] <= 1e-8 and grads[0] <= 1e-11  # parallel to w: critical
     assert ratios[1] >= 1e-6 and grads[1] >= 1e-6  # perpendicular: not (seen 6e-5, 9e-5)
     assert max(changes) <= 1e-12 * max(1.0, loss(theta))  # both keep the loss
-    assert (neg, zero) == (2, 1)  # as SPEC records: index 2, one zero
+    assert (neg, zero) == (2, 1)  # as docs/theory.md section 2 records: index 2, one zero
 
 
 def test_printed_claim_holds_with_one_output(scalar_example):

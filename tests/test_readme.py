@@ -14,5 +14,5 @@ def test_readme_example_runs():
     namespace: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 (our own README)
     path = namespace["path"]
-    assert float(path.t[-1]) == 0.5 and path.barrier[0] >= 0.0
+    assert float(path.t[-1]) == 0.5 and path.barrier.loss >= 0.0
     assert namespace["E"].shape[1] >= namespace["C"].shape[1]  # K n_{k+1} >= K directions

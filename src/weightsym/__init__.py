@@ -7,17 +7,25 @@ and their count.
 
 from weightsym import counting
 from weightsym.curvature import hessian_operator, hessian_spectrum, saddle_index
+from weightsym.equal_loss_path import equal_loss_permutation_path, output_shift
+from weightsym.io import library_version
 from weightsym.losses import Loss
 from weightsym.model import MLP
 from weightsym.optimize import OptimizeResult, minimize
-from weightsym.paths import Path, PathConfig, find_path
+from weightsym.paths import (
+    Barrier,
+    PathConfig,
+    PathSummary,
+    PermutationPath,
+    StepRecord,
+    find_path,
+    load_path,
+)
 from weightsym.points import (
     critical_directions,
     equal_loss_directions,
-    equal_loss_permutation_path,
     higher_order_point,
     noncritical_directions,
-    output_shift,
     permutation_point,
 )
 from weightsym.symmetry import (
@@ -34,13 +42,18 @@ from weightsym.symmetry import (
     swap,
 )
 
-__version__ = "0.1.0"
+__version__ = library_version()  # from the installed metadata (pyproject.toml)
 
 __all__ = [
     "MLP",
+    # paths (Sec. 4.1)
     "find_path",
-    "Path",
+    "load_path",
     "PathConfig",
+    "PermutationPath",
+    "StepRecord",
+    "Barrier",
+    "PathSummary",
     "counting",
     "Loss",
     "__version__",

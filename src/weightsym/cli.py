@@ -6,8 +6,6 @@ import importlib
 
 import click
 
-from weightsym import __version__
-
 COMMANDS = {
     "toy": "Paper Figs. 2, 4, 5: permutation paths of the toy teacher.",
     "path": "A permutation path on your own saved nn.Sequential and data.",
@@ -34,7 +32,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
-@click.version_option(__version__, prog_name="weightsym")
+@click.version_option(package_name="weightsym", prog_name="weightsym")
 def main() -> None:
     """Weight-space symmetry in neural-network loss landscapes (Brea et al. 2019)."""
 

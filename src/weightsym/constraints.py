@@ -3,7 +3,8 @@
 The paper reparametrizes vartheta_m = vartheta_l + d e with |e| = 1 and minimizes over
 everything else at fixed d. :class:`PairConstraint` is that reparametrization: free variables
 phi = (all of theta outside the pair, z), where z holds the pair's own coordinates, and a map
-theta(phi; d) that satisfies the constraint exactly for every phi. Variants (SPEC section 4):
+theta(phi; d) that satisfies the constraint exactly for every phi. Variants (docs/theory.md
+section 5):
 
 * ``distance="incoming"`` (the paper's): the pair's parameter vectors vartheta (Def. 1);
 * ``distance="joint"``: (vartheta, w) together, so that d = 0 is the permutation point itself
@@ -26,17 +27,9 @@ from torch import Tensor
 
 from weightsym.losses import Loss
 from weightsym.model import MLP
+from weightsym.symmetry import distance_indices
 
 DISTANCES = ("incoming", "joint")
-
-
-def pair_indices(net: MLP, layer: int, neuron: int, distance: str) -> Tensor:
-    """Indices in theta of the vector the distance is measured on, for one neuron."""
-    sl = net.neuron_slice(layer, neuron)
-    incoming = torch.arange(sl.start, sl.stop)
-    if distance == "incoming":
-        return incoming
-    return torch.cat([incoming, net.output_index(layer, neuron)])
 
 
 def unit_gauge(net: MLP, theta: Tensor, layer: int, neurons: tuple[int, ...]) -> Tensor:
@@ -87,8 +80,8 @@ class PairConstraint:
             )
         self.net, self.layer, self.pair = net, layer, (l, m)
         self.distance, self.gauge = distance, gauge
-        self.I_l = pair_indices(net, layer, l, distance)
-        self.I_m = pair_indices(net, layer, m, distance)
+        self.I_l = distance_indices(net, layer, l, distance)
+        self.I_m = distance_indices(net, layer, m, distance)
         self.I_pair = torch.cat([self.I_l, self.I_m])
         mask = torch.ones(net.num_params, dtype=torch.bool)
         mask[self.I_pair] = False
@@ -99,7 +92,7 @@ class PairConstraint:
         self.num_params = self.n_rest + 2 * self.c
 
     def measure(self, theta: Tensor) -> float:
-        """d(theta) = |v_m - v_l| (Def. 5 as SPEC section 1 fixes it)."""
+        """d(theta) = |v_m - v_l| (Def. 5 as docs/theory.md section 1 fixes it)."""
         return float((theta[self.I_m] - theta[self.I_l]).norm())
 
     def pair_map(self, z: Tensor, d: float) -> Tensor:

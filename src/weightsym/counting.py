@@ -19,7 +19,7 @@ global minima that the layer's permutations make (Prop. 3). The last line holds 
 exactly and in ``O(K^2)`` rational operations, independent of ``n``.
 
 All results are exact (:class:`fractions.Fraction` or ``int``). The formulas are derived in
-``SPEC.md`` section 2 and checked against the brute force :func:`enumerate_points`.
+docs/theory.md section 3 and checked against the brute force :func:`enumerate_points`.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def subspaces(K: int, widths: Sequence[int]) -> int:
         ``T(K, n_k) n_k! = (n_k - K)! S(n_k, n_k - K)`` is the number of surjections
         ``{1..n_k} -> {1..n_k - K}``, i.e. the number of K-th order permutation points of layer k;
         the product over layers counts the combinations. (Each subspace contains a K-dimensional
-        family of critical points, SPEC section 2.)
+        family of critical points, docs/theory.md section 2.)
     """
     K = _check_int(K, "K", 1)
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Iterable):

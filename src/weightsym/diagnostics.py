@@ -14,9 +14,10 @@ explored. Each is detected from norms relative to the start of the path:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
-import torch
 from torch import Tensor
 
 from weightsym.model import MLP
@@ -51,6 +52,46 @@ def largest_other_neuron(
     return best
 
 
+@dataclass(frozen=True)
+class StepDiagnostics:
+    """Norm ratios against the start of the path and the escape flags at one point.
+
+    ``in_norm_*`` / ``out_norm_*``: |vartheta| and |w| of the pair relative to the start;
+    ``out_spread``: |w_l - w_m| / max(|w_l|, |w_m|) at the start; ``max_weight``: max |theta|;
+    ``other_*``: the largest weight of another hidden neuron, its growth, where it sits.
+    """
+
+    in_norm_l: float
+    out_norm_l: float
+    in_norm_m: float
+    out_norm_m: float
+    out_spread: float
+    max_weight: float
+    other_max_weight: float
+    other_growth: float
+    other_layer: int
+    other_neuron: int
+    flag_rescaling: bool
+    flag_channel: bool
+    flag_elsewhere: bool
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        """The CSV columns of :meth:`as_row`, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    def as_row(self) -> dict[str, float | int | bool]:
+        return {name: getattr(self, name) for name in self.columns()}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StepDiagnostics:
+        return cls(**{name: row[name] for name in cls.columns()})
+
+    @property
+    def flags(self) -> dict[str, bool]:
+        return {f: getattr(self, f) for f in FLAGS}
+
+
 def step_diagnostics(
     net: MLP,
     theta: Tensor,
@@ -58,7 +99,7 @@ def step_diagnostics(
     layer: int,
     pair: tuple[int, int],
     thresholds: Thresholds = Thresholds(),
-) -> dict[str, float | int | bool]:
+) -> StepDiagnostics:
     """Norm ratios against ``start`` and the three escape flags for one point of a path."""
     out: dict[str, float | int | bool] = {}
     in_ratios = []
@@ -82,20 +123,13 @@ def step_diagnostics(
     out["flag_rescaling"] = shrunk
     out["flag_channel"] = out["out_spread"] > thresholds.channel and not shrunk
     out["flag_elsewhere"] = out["other_growth"] > thresholds.elsewhere
-    return out
-
-
-def thresholds_dict(thresholds: Thresholds) -> dict[str, float]:
-    return asdict(thresholds)
+    return StepDiagnostics(**out)
 
 
 FLAGS = ("flag_channel", "flag_rescaling", "flag_elsewhere")
 
 
-def any_flags(rows: list[dict]) -> dict[str, bool]:
-    """Whether each flag rose anywhere on a list of step records."""
-    return {f: any(bool(r.get(f, False)) for r in rows) for f in FLAGS}
-
-
-def as_tensor(rows: list[dict], key: str) -> Tensor:
-    return torch.tensor([float(r[key]) for r in rows], dtype=torch.float64)
+def any_flags(diagnostics: Iterable[StepDiagnostics]) -> dict[str, bool]:
+    """Whether each flag rose anywhere on a path."""
+    rows = [d.flags for d in diagnostics]
+    return {f: any(r[f] for r in rows) for f in FLAGS}

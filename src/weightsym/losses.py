@@ -1,7 +1,7 @@
 """Losses L(theta) = (1/T) sum_mu l(y_mu, f(x_mu; theta)) (paper Sec. 3) with exact derivatives.
 
-Kinds (SPEC section 1): ``mse`` (mean over samples and outputs of the squared error), ``nmse``
-(mse / mean(y^2), the paper's Fig. 3 loss) and ``nll`` (cross-entropy on logits, labels Y).
+Kinds (docs/theory.md section 1): ``mse`` (mean over samples and outputs of the squared error),
+``nmse`` (mse / mean(y^2), the paper's Fig. 3 loss) and ``nll`` (cross-entropy on logits, labels Y).
 
 The gradient is back-propagation written out; the Hessian is assembled exactly from per-sample
 Jacobians of the pre-activations, as a sum of three kinds of terms:

@@ -1,12 +1,11 @@
 """The multilayer perceptron f(x; theta) of the paper's Sec. 3 on one flat parameter vector.
 
-Conventions (SPEC section 1): layers k = 1..d, widths n_0..n_d; hidden layers k = 1..d-1 use
-the activation g, the output layer is linear. The flat vector theta holds, layer after layer,
+Conventions (docs/theory.md section 1): layers k = 1..d, widths n_0..n_d; hidden layers k = 1..d-1
+use the activation g, the output layer is linear. The flat vector theta holds, layer after layer,
 the augmented matrix [W^(k) | b^(k)] (n_k rows of length n_{k-1} + 1) in row-major order, so that
 the parameter vector of neuron m in layer k (Def. 1), vartheta_m = [W^(k)_{m,:}, b^(k)_m], is one
 contiguous slice of theta, and the output weight vector (Def. 2) w_m = W^(k+1)_{:,m} is a strided
-one. Everything is float64 unless a caller passes another dtype.
-"""
+one. Everything is float64 unless a caller passes another dtype."""
 
 from __future__ import annotations
 

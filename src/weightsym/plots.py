@@ -9,9 +9,8 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Iterable
+from io import BytesIO
 from pathlib import Path
 
 import matplotlib
@@ -19,47 +18,40 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from weightsym.store import load_tensors  # noqa: E402
+from torch import Tensor  # noqa: E402
 
-
-def read_csv(path: str | Path) -> list[dict]:
-    """Rows of a CSV written by :func:`weightsym.store.atomic_write_csv`, numbers parsed."""
-    with open(path, newline="") as fh:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-
-
-def _parse(v: str):
-    if v in ("True", "False"):
-        return v == "True"
-    try:
-        return int(v)
-    except ValueError:
-        pass
-    try:
-        return float(v)
-    except ValueError:
-        return v
+from weightsym.io import atomic_write_bytes, load_json, read_csv  # noqa: E402
+from weightsym.model import MLP  # noqa: E402
+from weightsym.paths import PermutationPath, load_path  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Write a figure atomically (temp file in the same folder, then rename)."""
+    """Write a figure atomically (:func:`weightsym.io.atomic_write_bytes`); the format is the
+    file's suffix."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    buffer = BytesIO()
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        fig.savefig(buffer, format=path.suffix[1:] or None, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _first_layer_duals(theta, width: int):
-    """(W_i1 / b_i, W_i2 / b_i) of the 2-input first layer (Fig. 2, top row)."""
-    blk = theta[: width * 3].view(width, 3)
-    return blk[:, 0] / blk[:, 2], blk[:, 1] / blk[:, 2]
+def _first_layer_duals(net: MLP, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """(W_i1 / b_i, W_i2 / b_i) of a 2-input first layer (Fig. 2, top row)."""
+    W, b = net.unflatten(theta)[0]
+    return W[:, 0] / b, W[:, 1] / b
+
+
+def _toy_paths(folder: Path) -> tuple[list[dict], dict[str, PermutationPath]]:
+    """The summary rows of a ``weightsym toy`` folder and each row's stored path."""
+    stored = load_json(folder / "summary.json", "toy summary")
+    rows, width = stored["rows"], stored["config"]["width"]
+    paths = {}
+    for r in rows:
+        net = MLP([2, width, 1], r["activation"])
+        paths[r["folder"]] = load_path(folder / "paths" / r["folder"], net)
+    return rows, paths
 
 
 def _group(rows: Iterable[dict]) -> dict[tuple[str, str], list[dict]]:
@@ -69,40 +61,41 @@ def _group(rows: Iterable[dict]) -> dict[tuple[str, str], list[dict]]:
     return out
 
 
-def toy_figures(folder: str | Path, width: int = 5) -> list[Path]:
-    """Write fig2_*.png, fig4_output_shift.png and (if one occurs) fig5_*.png; return paths."""
+def toy_figures(folder: str | Path) -> list[Path]:
+    """Write fig2_*.png, fig4_output_shift.png and (if one occurs) fig5_*.png; return paths.
+
+    Everything is read from the folder (its ``summary.json`` and each path's files).
+    """
     folder = Path(folder)
-    rows = read_csv(folder / "summary.csv")
+    rows, paths = _toy_paths(folder)
     written = []
     for (act, var), group in _group(rows).items():
-        written.append(_fig2(folder, act, var, group, width))
-    written.append(_fig4(folder, rows))
-    fig5 = _fig5(folder, rows)
+        written.append(_fig2(folder, act, var, [(r, paths[r["folder"]]) for r in group]))
+    written.append(_fig4(folder, list(paths.values())))
+    fig5 = _fig5(folder, rows, paths)
     if fig5 is not None:
         written.append(fig5)
     return written
 
 
-def _fig2(folder: Path, act: str, var: str, group: list[dict], width: int) -> Path:
+def _fig2(folder: Path, act: str, var: str, group: list[tuple[dict, PermutationPath]]) -> Path:
     n = len(group)
     fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4), squeeze=False)
-    for j, row in enumerate(group):
-        pdir = folder / "paths" / row["folder"]
-        th = load_tensors(pdir / "thetas.pt", "path parameters")["thetas"]
-        steps = [r for r in read_csv(pdir / "steps.csv") if r["segment"] == "descent"]
+    for j, (row, path) in enumerate(group):
         top, bottom = axes[0, j], axes[1, j]
         for theta, colour, label in (
-            (th[0], "tab:blue", "minimum"),
-            (th[-1], "tab:red", "perm. point"),
+            (path.thetas[0], "tab:blue", "minimum"),
+            (path.thetas[-1], "tab:red", "perm. point"),
         ):
-            x, y = _first_layer_duals(theta, width)
+            x, y = _first_layer_duals(path.net, theta)
             top.scatter(x, y, c=colour, s=22, label=label)
-            for i in range(width):
+            for i in range(len(x)):
                 top.annotate(str(i), (float(x[i]), float(y[i])), fontsize=7, color=colour)
         top.set_title(f"pair {row['pair']}", fontsize=9)
         top.set_xlabel("$W_{i1}/b_i$", fontsize=8)
-        bottom.plot([r["d"] for r in steps], [r["loss"] for r in steps], ".-", ms=2)
-        bottom.axhline(row["loss_permutation_point"], color="tab:red", ls="--", lw=0.8)
+        descent = [r.segment == "descent" for r in path.records]
+        bottom.plot(path.d[descent], path.loss[descent], ".-", ms=2)
+        bottom.axhline(path.permutation_point_loss, color="tab:red", ls="--", lw=0.8)
         bottom.set_xscale("log")
         bottom.invert_xaxis()
         bottom.set_xlabel("distance d", fontsize=8)
@@ -113,38 +106,35 @@ def _fig2(folder: Path, act: str, var: str, group: list[dict], width: int) -> Pa
     return save_figure(fig, folder / f"fig2_{act}_{var}.png")
 
 
-def _fig4(folder: Path, rows: list[dict]) -> Path:
+def _fig4(folder: Path, paths: list[PermutationPath]) -> Path:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     worst = []
-    for row in rows:
-        steps = read_csv(folder / "paths" / row["folder"] / "steps.csv")
-        seg = [r for r in steps if r["segment"] in ("merge", "shift")]
-        base = seg[0]["loss"]
-        change = [abs(r["loss"] - base) / max(1.0, abs(base)) for r in seg]
+    for path in paths:
+        seg = [r for r in path.records if r.segment in ("merge", "shift")]
+        base = seg[0].loss
+        change = [abs(r.loss - base) / max(1.0, abs(base)) for r in seg]
         worst.append(max(change))
-        a1.plot([r["t"] for r in seg], change, lw=0.8)
+        a1.plot([r.t for r in seg], change, lw=0.8)
     a1.set_yscale("symlog", linthresh=1e-16)
     a1.set_xlabel("t (1/4: merged, 1/2: permutation point)")
     a1.set_ylabel("|L(t) - L(1/4)| / max(1, L)")
     a1.set_title("loss during the output-weight shift")
     a2.hist(worst, bins=20)
     a2.set_xlabel("largest relative loss change per path")
-    a2.set_title(f"{len(rows)} paths; max {max(worst):.1e}")
+    a2.set_title(f"{len(paths)} paths; max {max(worst):.1e}")
     fig.suptitle("Fig. 4: the output-weight shift keeps the loss constant")
     return save_figure(fig, folder / "fig4_output_shift.png")
 
 
-def _fig5(folder: Path, rows: list[dict]) -> Path | None:
+def _fig5(folder: Path, rows: list[dict], paths: dict[str, PermutationPath]) -> Path | None:
     off = [r for r in rows if not r["barrier_at_permutation_point"]]
     if not off:
         return None
     # a barrier from a converged step if there is one; else an upper bound, and said so
-    solid = [r for r in off if r.get("barrier_converged", False)]
+    solid = [r for r in off if r["barrier_converged"]]
     row = max(solid or off, key=lambda r: r["barrier"] - r["loss_permutation_point"])
-    note = "" if row.get("barrier_converged", False) else " (barrier step not converged)"
-    steps = read_csv(folder / "paths" / row["folder"] / "steps.csv")
-    t = [r["t"] for r in steps] + [1 - r["t"] for r in reversed(steps[:-1])]
-    L = [r["loss"] for r in steps] + [r["loss"] for r in reversed(steps[:-1])]
+    note = "" if row["barrier_converged"] else " (barrier step not converged)"
+    t, _, L = paths[row["folder"]].full()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.plot(t, L, ".-", ms=2)
     ax.axvline(0.5, color="tab:red", ls="--", lw=0.8, label="permutation point")

@@ -1,4 +1,4 @@
-"""Weight-space symmetry of one network: Defs. 1-3 and 5 of the paper (SPEC section 1).
+"""Weight-space symmetry of one network: Defs. 1-3 and 5 of the paper (docs/theory.md section 1).
 
 * Def. 1: the parameter vector of neuron m in hidden layer k, vartheta_m = [W^(k)_{m,:}, b^(k)_m]
   (:func:`neuron_vector`); Def. 2: its output weight vector w_m = W^(k+1)_{:,m}
@@ -6,8 +6,8 @@
 * Def. 3: permuting the neurons of a hidden layer leaves f unchanged (:func:`permute`,
   :func:`swap`, :func:`same_function`); the permutation set of theta has
   prod_k n_k! / prod_groups c! points (:func:`permutation_set_size`).
-* Def. 5: distances between two neurons of a layer (:func:`distance`), as SPEC fixes it (the
-  Euclidean norm, not its square).
+* Def. 5: distances between two neurons of a layer (:func:`distance`), as docs/theory.md
+  section 1 fixes it (the Euclidean norm, not its square).
 
 **Permutation convention.** A permutation of layer k is a sequence ``perm`` of 0..n_k-1 read as
 "new neuron i is old neuron perm[i]": row i of W^(k) and entry i of b^(k) become the old row and
@@ -267,8 +267,24 @@ def _angle(a: Tensor, b: Tensor) -> float:
     )
 
 
+def distance_indices(net: MLP, layer: int, neuron: int, kind: str = "incoming") -> Tensor:
+    """Indices in theta of the vector a distance is measured on, for one neuron (Def. 5).
+
+    ``"incoming"``: vartheta_m = [W_{m,:}, b_m] (Def. 1); ``"joint"``: [vartheta_m; w_m], the
+    incoming vector followed by the output weight vector w_m (Def. 2).
+    """
+    sl = net.neuron_slice(layer, neuron)
+    incoming = torch.arange(sl.start, sl.stop)
+    if kind == "incoming":
+        return incoming
+    if kind != "joint":
+        raise ValueError(f"unknown vector kind {kind!r}; expected 'incoming' or 'joint'")
+    return torch.cat([incoming, net.output_index(layer, neuron)])
+
+
 def distance(net: MLP, theta: Tensor, layer: int, l: int, m: int, kind: str = "incoming") -> float:
-    """d^(k)_{l,m}(theta) (Def. 5, as SPEC fixes it) between neurons ``l`` and ``m`` of ``layer``.
+    """d^(k)_{l,m}(theta) between neurons ``l`` and ``m`` of ``layer`` (Def. 5, as
+    docs/theory.md section 1 fixes it).
 
     * ``"incoming"``: |vartheta_l - vartheta_m|, the Euclidean norm (the paper says "squared"
       but uses d as a length);
@@ -280,10 +296,9 @@ def distance(net: MLP, theta: Tensor, layer: int, l: int, m: int, kind: str = "i
     check_pair(net, layer, l, m)
     if kind not in DISTANCE_KINDS:
         raise ValueError(f"unknown distance kind {kind!r}; expected one of {DISTANCE_KINDS}")
-    a, b = theta[net.neuron_slice(layer, l)], theta[net.neuron_slice(layer, m)]
-    if kind == "joint":
-        a = torch.cat([a, theta[net.output_index(layer, l)]])
-        b = torch.cat([b, theta[net.output_index(layer, m)]])
+    vector = "joint" if kind == "joint" else "incoming"
+    a = theta[distance_indices(net, layer, l, vector)]
+    b = theta[distance_indices(net, layer, m, vector)]
     if kind == "angle":
         for name, i, v in (("l", l, a), ("m", m, b)):
             if not bool(v.any()):

@@ -7,41 +7,13 @@ from pathlib import Path
 
 import click
 
-from weightsym import counting, store
+from weightsym import counting, io
+from weightsym.commands import params
 
 SHORT_FRACTION = 16
 """Longest exact fraction (in characters) the printed table shows; the CSV always has it."""
 
 CSV_COLUMNS = ("K", "n", "T_exact", "T", "bound_exact", "bound", "T_over_bound")
-
-
-class IntList(click.ParamType):
-    """Comma-separated ints and inclusive ranges: ``1-4``, ``4,8,16,1000``, ``1-3,10``."""
-
-    name = "ints"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        values: list[int] = []
-        for part in str(value).split(","):
-            part = part.strip()
-            try:
-                if "-" in part[1:]:
-                    lo, hi = (int(x) for x in part.split("-", 1))
-                    if hi < lo:
-                        raise ValueError
-                    values.extend(range(lo, hi + 1))
-                else:
-                    values.append(int(part))
-            except ValueError:
-                self.fail(
-                    f"{part!r} in {value!r} is not an int or a range like 1-4 "
-                    "(expected e.g. '1-4' or '4,8,16,1000')",
-                    param,
-                    ctx,
-                )
-        return values
 
 
 def _float_text(value: Fraction | None, spec: str = ".6g", missing: str = "-") -> str:
@@ -62,7 +34,7 @@ def _full_float(value: Fraction | None) -> str:
 def format_table(rows: list[dict]) -> str:
     """The rows of :func:`weightsym.counting.table` as an aligned text table."""
     header = ("K", "n", "T(K,n)", "T exact", "bound C(n-K,K)/2^K", "T/bound")
-    lines = [header]
+    lines = []
     for row in rows:
         exact = str(row["T"])
         lines.append(
@@ -75,14 +47,11 @@ def format_table(rows: list[dict]) -> str:
                 _float_text(row["ratio"]),
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.rjust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
-    )
+    return params.format_table(header, lines, sep="  ", rule=False)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    """Write the rows as CSV, atomically (:func:`weightsym.store.atomic_write_csv`)."""
+    """Write the rows as CSV, atomically (:func:`weightsym.io.atomic_write_csv`)."""
     records = [
         {
             "K": row["K"],
@@ -95,7 +64,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
         }
         for row in rows
     ]
-    store.atomic_write_csv(path, records, columns=list(CSV_COLUMNS))
+    io.atomic_write_csv(path, records, columns=list(CSV_COLUMNS))
 
 
 @click.command("count")
@@ -103,7 +72,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
     "--K",
     "-k",
     "Ks",
-    type=IntList(),
+    type=params.IntList(unique=False),
     default="1-4",
     show_default=True,
     help="Orders K: a list and/or ranges, e.g. '1-4' or '1,2,5'.",
@@ -111,7 +80,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
 @click.option(
     "--n",
     "ns",
-    type=IntList(),
+    type=params.IntList(unique=False),
     default="8,16,32,64,1000",
     show_default=True,
     help="Layer widths n: a list and/or ranges, e.g. '4,8,16,1000' or '4-10'.",

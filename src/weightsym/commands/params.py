@@ -1,8 +1,18 @@
-"""click parameter types and options shared by the commands."""
+"""click parameter types, shared options and the text-table printer of the commands.
+
+Each option that several commands take is defined here once, with its default read from the
+configuration it fills (a :class:`weightsym.paths.PathConfig` template), so a default is never
+restated in a command.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import click
+
+from weightsym.paths import SOLVERS, PathConfig
 
 
 class NameList(click.ParamType):
@@ -22,7 +32,47 @@ class NameList(click.ParamType):
                 self.fail(f"{n!r} is not one of {', '.join(self.choices)}", param, ctx)
         if not names:
             self.fail("expected at least one name", param, ctx)
-        return names
+        return list(dict.fromkeys(names))
+
+
+class IntList(click.ParamType):
+    """Comma-separated ints and inclusive ranges: ``10,15,20``, ``0-5``, ``1-3,10``.
+
+    A range must not run backwards; with ``unique`` repeated values are dropped (first kept).
+    """
+
+    name = "ints"
+
+    def __init__(self, unique: bool = True, max_count: int = 100_000) -> None:
+        self.unique = unique
+        self.max_count = max_count
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        values: list[int] = []
+        for part in str(value).split(","):
+            part = part.strip()
+            try:
+                if "-" in part[1:]:
+                    lo, hi = (int(x) for x in part.split("-", 1))
+                    if hi < lo or hi - lo >= self.max_count:
+                        raise ValueError
+                    values.extend(range(lo, hi + 1))
+                else:
+                    values.append(int(part))
+            except ValueError:
+                self.fail(
+                    f"{part!r} in {value!r} is not an int or a range like 1-4 (increasing; "
+                    "expected e.g. '1-4' or '4,8,16,1000')",
+                    param,
+                    ctx,
+                )
+        if not values:
+            self.fail("expected at least one value", param, ctx)
+        if len(values) > self.max_count:
+            self.fail(f"at most {self.max_count} values; got {len(values)}", param, ctx)
+        return list(dict.fromkeys(values)) if self.unique else values
 
 
 class PairList(click.ParamType):
@@ -39,20 +89,115 @@ class PairList(click.ParamType):
                 a, b = (int(x) for x in part.strip().split("-"))
             except ValueError:
                 self.fail(f"{part!r} is not a pair like 0-1 (expected e.g. '0-1,2-4')", param, ctx)
+            if a < 0 or b < 0:
+                self.fail(f"pair {part!r}: neurons are numbered from 0", param, ctx)
             if a == b:
                 self.fail(f"pair {part!r} names the same neuron twice (l == m)", param, ctx)
             pairs.append((a, b))
-        return pairs
+        return list(dict.fromkeys(pairs))
 
 
-def patience_option(default: int):
-    """``--patience`` (trust-region path solvers; 0: off), see :func:`weightsym.find_path`."""
+MAX_STEPS = 100_000
+"""The most path steps a command accepts (each keeps a parameter vector in memory)."""
+
+_PATH_HELP = {
+    "steps": "S: log-spaced distances after d_0.",
+    "ratio": "Last d as a fraction of d_0.",
+    "solver": "Path solver per step (paper-gd: the paper's gradient descent).",
+    "tol": "grad_inf tolerance at every step.",
+    "max_iter": "Solver iterations per step (a budget: steps that end on it are marked not "
+    "converged, with the reason).",
+    "patience": "Trust-region solvers: end a step after this many accepted iterations that did "
+    "not halve grad_inf (a walk along a channel or around a kink, marked 'no progress'); 0: "
+    "off, every such step runs to its iteration budget.",
+}
+
+
+def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
+    """``--steps --ratio --solver --tol --max-iter --patience``, defaults from ``template``.
+
+    The command receives them as keyword arguments of the same names (``max_iter``,
+    ``patience`` with 0 for off); :func:`path_config` turns them back into a config.
+    """
+    options = [
+        click.option(
+            "--steps", type=click.IntRange(1, MAX_STEPS), default=template.steps,
+            show_default=True, help=_PATH_HELP["steps"],
+        ),
+        click.option(
+            "--ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=template.ratio, show_default=True, help=_PATH_HELP["ratio"],
+        ),
+        click.option(
+            "--solver", type=click.Choice(SOLVERS), default=template.solver,
+            show_default=True, help=_PATH_HELP["solver"],
+        ),
+        click.option(
+            "--tol", type=click.FloatRange(min=0, min_open=True), default=template.tol,
+            show_default=True, help=_PATH_HELP["tol"],
+        ),
+        click.option(
+            "--max-iter", type=click.IntRange(min=1), default=template.max_iter,
+            show_default=template.max_iter is not None,
+            help=_PATH_HELP["max_iter"]
+            + ("" if template.max_iter is not None else " Default: the solver's step budget."),
+        ),
+        click.option(
+            "--patience", type=click.IntRange(min=0), default=template.patience or 0,
+            show_default=True, help=_PATH_HELP["patience"],
+        ),
+    ]  # fmt: skip
+
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+PATH_OPTION_NAMES = ("steps", "ratio", "solver", "tol", "max_iter", "patience")
+
+
+def path_config(template: PathConfig, values: dict[str, Any]) -> PathConfig:
+    """``template`` with the values of :func:`path_options` (popped from ``values``)."""
+    changes = {name: values.pop(name) for name in PATH_OPTION_NAMES}
+    changes["patience"] = changes["patience"] or None
+    return template.replace(**changes)
+
+
+def workers_option(default: int) -> Callable[[Callable], Callable]:
+    """``--workers`` (processes of the local sweep)."""
     return click.option(
-        "--patience",
-        type=click.IntRange(min=0),
-        default=default,
-        show_default=True,
-        help="Trust-region solvers: end a step after this many accepted iterations that did not "
-        "halve grad_inf (a walk along a channel or around a kink, marked 'no progress'); 0: "
-        "off, every such step runs to its iteration budget.",
-    )
+        "--workers", type=click.IntRange(1, 256), default=default, show_default=True,
+        help="Worker processes of the local sweep.",
+    )  # fmt: skip
+
+
+progress_option = click.option("--progress/--no-progress", default=True, show_default=True)
+
+
+def format_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    left: int = 0,
+    sep: str = " ",
+    rule: bool = True,
+) -> str:
+    """An aligned text table: the first ``left`` columns left-aligned, the rest right-aligned,
+    cells joined by ``sep``, with a rule under the header if ``rule``."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return sep.join(
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ).rstrip()
+
+    head = line(cells[0])
+    return "\n".join([head] + ["-" * len(head)] * rule + [line(r) for r in cells[1:]])
+
+
+def yes(flag: Any) -> str:
+    """'yes' for a true flag, '-' otherwise (table cells)."""
+    return "yes" if flag else "-"

@@ -1,65 +1,63 @@
 """The paper's toy experiment (Fig. 2, with Figs. 4 and 5): every pair of a 2-5-1 teacher.
 
-Setup (Sec. 4.1, Fig. 2 caption; SPEC section 5): teacher 2 -> 5 -> 1 with a linear output,
-T = 1000 inputs from N(0, I_2), targets from the teacher, the student starts at the teacher and
-every pair (l, m) of layer 1 is merged in 200 log-spaced steps to 1e-4 d_0. The paper gives no
-teacher weights; ours (:func:`toy_teacher`) are seeded: neuron i's input weights point at angle
-2 pi i / 5 plus a seeded jitter, with norms in [0.8, 1.6]; biases have |b| in [0.3, 1.0] with
-random signs (so the dual coordinates W_i / b_i of Fig. 2 stay finite); output weights
-have |w| in [0.5, 1.5] with random signs. The same weights serve ReLU and softplus.
-
-Variants: ``paper`` (incoming distance, the paper's constraint), ``joint`` (input and output
-vectors together) and ``gauge`` (incoming distance on the unit sphere; homogeneous g only).
+Setup (paper Sec. 4.1 and the caption of Fig. 2; docs/theory.md section 7): teacher
+2 -> 5 -> 1 with a linear output, T = 1000 inputs from N(0, I_2), targets from the teacher; the
+student starts at the teacher and every pair (l, m) of layer 1 is merged in 200 log-spaced steps
+to 1e-4 d_0, for each path variant (the presets of :class:`weightsym.paths.PathConfig`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path as FsPath
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from weightsym import activations as acts
+from weightsym import diagnostics as diag
 from weightsym.curvature import saddle_index
 from weightsym.data import gaussian_inputs
+from weightsym.io import atomic_write_csv, atomic_write_json, metadata  # TEMP
 from weightsym.losses import Loss
 from weightsym.model import MLP
-from weightsym.paths import TRUST_REGION, find_path
-from weightsym.store import atomic_write_csv, atomic_write_json, metadata
+from weightsym.paths import PRESETS, TRUST_REGION, PathConfig, find_path
+from weightsym.results_folder import open_results_folder
 
-VARIANTS = {
-    "paper": {"distance": "incoming", "gauge": False},
-    "joint": {"distance": "joint", "gauge": False},
-    "gauge": {"distance": "incoming", "gauge": True},
-}
 ACTIVATIONS = ("relu", "softplus")
+TOY_LAYER = 1
+TOY_PATH = PathConfig(layer=TOY_LAYER, max_iter=40, patience=10)
+"""The toy's path settings: the library defaults, with a per-step budget of 40 trust-region
+iterations and a patience of 10 (docs/theory.md section 6)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ToyConfig:
+    """The toy sweep: which teachers, variants and pairs, and the path settings they share.
+
+    ``path`` is the template of every path (its ``pair`` and preset fields are set per job);
+    ``pairs=None`` means all pairs of layer 1.
+    """
+
     activations: Sequence[str] = ACTIVATIONS
     variants: Sequence[str] = ("paper", "joint", "gauge")
-    pairs: Sequence[tuple[int, int]] | None = None  # None: all 10 pairs of layer 1
-    steps: int = 200
-    ratio: float = 1e-4
+    pairs: Sequence[tuple[int, int]] | None = None
     samples: int = 1000
     width: int = 5
     seed: int = 0
-    solver: str = "auto"
-    tol: float = 1e-12
-    max_iter: int | None = 40  # per path step; None: the solver's own step budget
-    patience: int | None = 10  # trust-region solvers: see find_path; None: off
+    path: PathConfig = TOY_PATH
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     def all_pairs(self) -> list[tuple[int, int]]:
+        """The pairs to merge, in order, duplicates removed."""
         if self.pairs is not None:
-            return [(int(a), int(b)) for a, b in self.pairs]
+            return list(dict.fromkeys((int(a), int(b)) for a, b in self.pairs))
         return list(itertools.combinations(range(self.width), 2))
 
     def jobs(self) -> list[tuple[str, str, tuple[int, int]]]:
@@ -67,26 +65,53 @@ class ToyConfig:
         out = []
         for act in self.activations:
             for var in self.variants:
-                if var == "gauge" and not MLP([1, 1, 1], act).act.positively_homogeneous:
+                if var == "gauge" and not acts.get(act).positively_homogeneous:
                     continue
                 out.extend((act, var, p) for p in self.all_pairs())
         return out
 
+    def path_config(self, variant: str, pair: tuple[int, int]) -> PathConfig:
+        """The settings of one path (patience only where the solver has it)."""
+        cfg = self.path.replace(pair=pair, **PRESETS[variant])
+        return cfg if cfg.solver in TRUST_REGION else cfg.replace(patience=None)
+
     def validate(self) -> None:
+        """Raise ValueError naming the first setting that is out of range."""
         for a in self.activations:
-            MLP([1, 1, 1], a)  # raises on an unknown activation
+            acts.get(a)
         for v in self.variants:
-            if v not in VARIANTS:
-                raise ValueError(f"unknown variant {v!r}; expected one of {tuple(VARIANTS)}")
+            if v not in PRESETS:
+                raise ValueError(f"unknown variant {v!r}; expected one of {tuple(PRESETS)}")
         for a, b in self.all_pairs():
             if not (0 <= a < self.width and 0 <= b < self.width) or a == b:
                 raise ValueError(
                     f"pairs must name two different neurons in 0..{self.width - 1}; got {(a, b)}"
                 )
+        if not self.jobs():
+            raise ValueError(
+                f"no path to compute: variants {list(self.variants)} with activations "
+                f"{list(self.activations)} (gauge needs a positively homogeneous activation)"
+            )
+        self.path_config(self.variants[0], self.all_pairs()[0]).validate()
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return out | {
+            "activations": list(self.activations),
+            "variants": list(self.variants),
+            "pairs": [list(p) for p in self.all_pairs()],
+            "path": self.path.as_dict(),
+        }
 
 
 def toy_teacher(activation: str, width: int = 5, seed: int = 0) -> tuple[MLP, torch.Tensor]:
-    """The seeded 2 -> width -> 1 teacher described in the module docstring."""
+    """The seeded 2 -> width -> 1 teacher (the paper gives none; docs/theory.md section 7).
+
+    Neuron i's input weights point at angle 2 pi i / width plus a seeded jitter in
+    [-0.3, 0.3], with norms in [0.8, 1.6]; biases have |b| in [0.3, 1.0] with random signs (so
+    the dual coordinates W_i / b_i of Fig. 2 stay finite); output weights have |w| in
+    [0.5, 1.5] with random signs; the output bias is 0. The same weights serve every g.
+    """
     gen = torch.Generator().manual_seed(seed)
 
     def uniform(lo: float, hi: float, n: int) -> torch.Tensor:
@@ -107,82 +132,107 @@ def toy_teacher(activation: str, width: int = 5, seed: int = 0) -> tuple[MLP, to
 
 
 def toy_problem(activation: str, cfg: ToyConfig) -> tuple[Loss, torch.Tensor]:
+    """The mse loss of the student against the teacher on T = ``cfg.samples`` Gaussian inputs."""
     net, theta = toy_teacher(activation, cfg.width, cfg.seed)
     X = gaussian_inputs(cfg.samples, 2, cfg.seed)
     return Loss(net, X, net.forward(theta, X), kind="mse"), theta
 
 
-def _run_one(args: tuple[ToyConfig, str, str, tuple[int, int], str]) -> dict:
-    cfg, act, var, pair, folder = args
+@dataclass(frozen=True)
+class ToyRow:
+    """One row of the toy's ``summary.csv``: one path and its permutation point."""
+
+    activation: str
+    variant: str
+    pair: str
+    barrier: float
+    barrier_t: float
+    barrier_at_permutation_point: bool
+    barrier_converged: bool
+    loss_permutation_point: float
+    loss_min_on_path: float
+    flags: dict[str, bool]
+    all_converged: bool
+    not_converged: int
+    worst_grad_inf: float
+    grad_inf_permutation_point: float
+    saddle_negative: int
+    saddle_zero: int
+    saddle_positive: int
+    wall_time: float
+    folder: str
+
+    @staticmethod
+    def columns() -> list[str]:
+        names = [f.name for f in dataclasses.fields(ToyRow)]
+        i = names.index("flags")
+        return names[:i] + list(diag.FLAGS) + names[i + 1 :]
+
+    def as_row(self) -> dict[str, Any]:
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        flags = row.pop("flags")
+        return {c: flags[c] if c in flags else row[c] for c in self.columns()}
+
+
+def path_folder(out: Path, act: str, var: str, pair: tuple[int, int]) -> Path:
+    """The results folder of one toy path."""
+    return out / "paths" / f"{act}-{var}-pair{pair[0]}{pair[1]}"
+
+
+def run_one(cfg: ToyConfig, act: str, var: str, pair: tuple[int, int], folder: str) -> ToyRow:
+    """Compute (or resume) one path and measure its permutation point's saddle index."""
     torch.set_num_threads(1)
     loss, theta = toy_problem(act, cfg)
     t0 = time.perf_counter()
-    path = find_path(
-        loss,
-        theta,
-        1,
-        pair,
-        steps=cfg.steps,
-        ratio=cfg.ratio,
-        solver=cfg.solver,
-        tol=cfg.tol,
-        max_iter=cfg.max_iter,
-        patience=cfg.patience if cfg.solver in TRUST_REGION else None,
-        out=folder,
-        **VARIANTS[var],
-    )
+    path = find_path(loss, theta, cfg.path_config(var, pair), out=folder)
     wall = time.perf_counter() - t0
     point = path.thetas[-1]
     neg, zero, pos = saddle_index(loss, point)
     s = path.summary()
-    return {
-        "activation": act,
-        "variant": var,
-        "pair": f"{pair[0]}-{pair[1]}",
-        "barrier": s["barrier"],
-        "barrier_t": s["barrier_t"],
-        "barrier_at_permutation_point": s["barrier_at_permutation_point"],
-        "barrier_converged": s["barrier_converged"],
-        "loss_permutation_point": s["loss_permutation_point"],
-        "loss_min_on_path": float(path.loss.min()),
-        "flag_channel": s["flag_channel"],
-        "flag_rescaling": s["flag_rescaling"],
-        "flag_elsewhere": s["flag_elsewhere"],
-        "all_converged": s["all_converged"],
-        "not_converged": len(s["not_converged_steps"]),
-        "worst_grad_inf": s["worst_grad_inf"],
-        "grad_inf_permutation_point": float(loss.grad(point).abs().max()),
-        "saddle_negative": neg,
-        "saddle_zero": zero,
-        "saddle_positive": pos,
-        "wall_time": wall,
-        "folder": str(FsPath(folder).name),
-    }
+    return ToyRow(
+        activation=act,
+        variant=var,
+        pair=f"{pair[0]}-{pair[1]}",
+        barrier=s.barrier.loss,
+        barrier_t=s.barrier.t,
+        barrier_at_permutation_point=s.barrier.at_point,
+        barrier_converged=s.barrier.converged,
+        loss_permutation_point=s.loss_permutation_point,
+        loss_min_on_path=float(path.loss.min()),
+        flags=s.flags,
+        all_converged=s.all_converged,
+        not_converged=len(s.not_converged_steps),
+        worst_grad_inf=s.worst_grad_inf,
+        grad_inf_permutation_point=float(loss.grad(point).abs().max()),
+        saddle_negative=neg,
+        saddle_zero=zero,
+        saddle_positive=pos,
+        wall_time=wall,
+        folder=Path(folder).name,
+    )
 
 
-def path_folder(out: FsPath, act: str, var: str, pair: tuple[int, int]) -> FsPath:
-    return out / "paths" / f"{act}-{var}-pair{pair[0]}{pair[1]}"
+def _run_job(args: tuple[ToyConfig, str, str, tuple[int, int], str]) -> ToyRow:
+    return run_one(*args)
 
 
-def run_toy(cfg: ToyConfig, out: str | FsPath, progress: bool = True) -> list[dict]:
+def run_toy(cfg: ToyConfig, out: str | Path, progress: bool = True) -> list[ToyRow]:
     """Run every path (resuming finished steps), then write summary.csv and summary.json."""
+    from weightsym.experiments.sweep import execute
+
     cfg.validate()
-    out = FsPath(out)
-    out.mkdir(parents=True, exist_ok=True)
-    jobs = [(cfg, a, v, p, str(path_folder(out, a, v, p))) for a, v, p in cfg.jobs()]
-    bar = tqdm(total=len(jobs), desc="toy paths", disable=not progress)
-    rows: list[dict] = []
-    if cfg.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(cfg.workers) as pool:
-            for row in pool.map(_run_one, jobs):
-                rows.append(row)
-                bar.update(1)
-    else:
-        for job in jobs:
-            rows.append(_run_one(job))
-            bar.update(1)
-    bar.close()
-    atomic_write_csv(out / "summary.csv", rows)
-    config = asdict(cfg) | {"pairs": [list(p) for p in cfg.all_pairs()]}
-    atomic_write_json(out / "summary.json", {"config": config, "meta": metadata(), "rows": rows})
+    with open_results_folder(out) as folder:  # marker and lock: docs/results-folders.md
+        out = folder.path
+        jobs = [(cfg, a, v, p, str(path_folder(out, a, v, p))) for a, v, p in cfg.jobs()]
+        rows = execute(_run_job, jobs, cfg.workers, progress, "toy paths")
+        write_summary(cfg, out, rows)
     return rows
+
+
+def write_summary(cfg: ToyConfig, out: Path, rows: Sequence[ToyRow]) -> None:
+    """summary.csv (one row per path, fixed columns) and summary.json (config, meta, rows)."""
+    table = [r.as_row() for r in rows]
+    atomic_write_csv(out / "summary.csv", table, columns=ToyRow.columns())
+    atomic_write_json(
+        out / "summary.json", {"config": cfg.as_dict(), "meta": metadata(), "rows": table}
+    )

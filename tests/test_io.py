@@ -1,31 +1,34 @@
-"""Tests for weightsym.store: atomic writes, corrupt-file errors, resumable checkpoints."""
+"""Tests for weightsym.io: atomic writes, corrupt-file errors, umask, OS errors."""
 
 from __future__ import annotations
 
 import csv
-import json
+import errno
 import math
 import os
 import signal
+import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from weightsym import store
-from weightsym.store import (
-    Checkpoint,
+from weightsym import io
+from weightsym.io import (
     CorruptFileError,
+    ResultsFolderError,
     atomic_save_tensors,
     atomic_write_bytes,
     atomic_write_csv,
     atomic_write_json,
     atomic_write_text,
+    is_temp_name,
     load_json,
     load_tensors,
+    read_csv,
 )
 
 posix_only = pytest.mark.skipif(
@@ -74,6 +77,13 @@ def test_json_sorted_indented_and_converted(tmp_path: Path) -> None:
         "d": {"3": 7, "p": "/tmp/q"},
         "e": True,
     }
+
+
+def test_json_unsorted_keeps_key_order(tmp_path: Path) -> None:
+    path = tmp_path / "row.json"
+    atomic_write_json(path, {"z": 1, "a": {"y": 2, "b": 3}, "m": 4}, sort_keys=False)
+    back = load_json(path)
+    assert list(back) == ["z", "a", "m"] and list(back["a"]) == ["y", "b"]
 
 
 def test_json_float_round_trip_is_exact(tmp_path: Path) -> None:
@@ -149,9 +159,134 @@ def test_csv_round_trip(tmp_path: Path) -> None:
         atomic_write_csv(tmp_path / "u.csv", [{"a": np.zeros(2)}])
 
 
+def test_read_csv_parses_what_write_csv_wrote(tmp_path: Path) -> None:
+    rows = [{"a": 1, "b": 1 / 3, "c": True, "d": "x,y"}, {"a": -2, "b": 1e-300, "c": False}]
+    back = read_csv(atomic_write_csv(tmp_path / "t.csv", rows))
+    assert back == [rows[0], {**rows[1], "d": ""}]  # floats exact (written with repr)
+    with pytest.raises(FileNotFoundError, match="CSV table file not found"):
+        read_csv(tmp_path / "none.csv")
+
+
 # ------------------------------------------------------------------------------------------
-# atomicity
+# temporary names and file modes
 # ------------------------------------------------------------------------------------------
+
+
+def test_temp_names_are_ours_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    real = os.replace
+
+    def spy(src: os.PathLike, dst: os.PathLike) -> None:
+        seen.append(Path(src).name)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    atomic_write_text(tmp_path / "summary.json", "{}")
+    atomic_write_bytes(tmp_path / ("x" * 250), b"long name")  # the temp name stays < 256
+    assert len(seen) == 2 and all(is_temp_name(name) for name in seen)
+    assert seen[0].startswith(".summary.json.weightsym-") and len(seen[1]) < 256
+    for foreign in (".draft.tmp", ".summary.json.abc.tmp", "a.weightsym-0123456789ab.tmp"):
+        assert not is_temp_name(foreign)
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_files_get_the_users_umask(tmp_path: Path, umask: Callable[[int], None], mask: int) -> None:
+    umask(mask)
+    paths = [
+        atomic_write_bytes(tmp_path / "a.bin", b"1"),
+        atomic_write_json(tmp_path / "b.json", {"x": 1}),
+        atomic_write_csv(tmp_path / "c.csv", [{"x": 1}]),
+        atomic_save_tensors(tmp_path / "d.pt", {"x": torch.zeros(1)}),
+    ]
+    atomic_write_bytes(tmp_path / "a.bin", b"2")  # replacing keeps the umask mode too
+    for path in paths:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path.name
+
+
+# ------------------------------------------------------------------------------------------
+# operating-system errors
+# ------------------------------------------------------------------------------------------
+
+
+def test_results_folder_error_is_os_and_value_error() -> None:
+    assert issubclass(ResultsFolderError, OSError) and issubclass(ResultsFolderError, ValueError)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_disk_full_keeps_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    path = tmp_path / "summary.json"
+    atomic_write_json(path, {"old": list(range(100))})
+    before = path.read_bytes()
+    calls = [0]
+    real = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:  # accepts part of the data, then ENOSPC
+        calls[0] += 1
+        if calls[0] >= fail_at:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, bytes(data)[:10])
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(ResultsFolderError, match=r"summary\.json.*\[ENOSPC\].*unchanged") as info:
+        atomic_write_json(path, {"new": list(range(1000))})
+    assert info.value.errno == errno.ENOSPC and "\n" not in str(info.value)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["summary.json"]  # the temporary file is gone
+    monkeypatch.undo()
+    atomic_write_json(path, {"new": 1})  # space again: the same call succeeds
+    assert load_json(path) == {"new": 1}
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0, reason="POSIX permissions; root ignores them"
+)
+def test_read_only_folder_is_one_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    atomic_write_text(folder / "keep.txt", "old")
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(ResultsFolderError, match=r"keep\.txt.*Permission denied \[EACCES\]"):
+            atomic_write_text(folder / "keep.txt", "new")
+    finally:
+        folder.chmod(0o755)
+    assert (folder / "keep.txt").read_text() == "old"
+    assert os.listdir(folder) == ["keep.txt"]
+
+
+def test_read_only_file_system_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    atomic_write_text(tmp_path / "keep.txt", "old")
+    real = os.open
+
+    def read_only(path: os.PathLike, flags: int, *args: object) -> int:
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(ResultsFolderError, match=r"keep\.txt.*Read-only file system \[EROFS\]"):
+        atomic_write_text(tmp_path / "keep.txt", "new")
+    monkeypatch.undo()
+    assert (tmp_path / "keep.txt").read_text() == "old" and os.listdir(tmp_path) == ["keep.txt"]
+
+
+def test_file_where_a_folder_is_expected(tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(ResultsFolderError, match=r"out/steps\.csv.*\[(EEXIST|ENOTDIR)\]"):
+        atomic_write_text(tmp_path / "out" / "steps.csv", "x")
+    assert (tmp_path / "out").read_text() == "a file"
 
 
 @pytest.mark.parametrize(
@@ -173,11 +308,16 @@ def test_failed_replace_keeps_old_content(
     def boom(src: object, dst: object) -> None:
         raise OSError("simulated crash during rename")
 
-    monkeypatch.setattr(store.os, "replace", boom)
+    monkeypatch.setattr(io.os, "replace", boom)
     with pytest.raises(OSError, match="simulated"):
         write(path)
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f"]  # temp file cleaned up
+
+
+# ------------------------------------------------------------------------------------------
+# atomicity under SIGKILL
+# ------------------------------------------------------------------------------------------
 
 
 def run_killed(action: Callable[[], None], kill_at: int, hooks: tuple[str, ...]) -> bool:
@@ -228,50 +368,11 @@ def test_sigkill_during_atomic_write_leaves_old_or_new(tmp_path: Path) -> None:
             assert content == new
             break
         for leftover in tmp_path.glob(".*.tmp"):
+            assert is_temp_name(leftover.name)  # a killed writer leaves only our own names
             leftover.unlink()
     else:
         pytest.fail("the writer never finished")
     assert kill_at > 2  # some kill points were really exercised
-
-
-@posix_only
-@pytest.mark.parametrize("existing", [False, True])
-def test_sigkill_during_save_step_leaves_old_or_new(tmp_path: Path, existing: bool) -> None:
-    config = {"steps": 3}
-    old = ({"loss": 1.0}, {"theta": torch.zeros(5, dtype=torch.float64)})
-    new = ({"loss": 2.0}, {"theta": torch.ones(5, dtype=torch.float64)})
-    outcomes = set()
-    for kill_at in range(1, 80):
-        directory = tmp_path / f"run{kill_at}"
-        ckpt = Checkpoint(directory, config)
-        if existing:
-            ckpt.save_step(0, *old)
-
-        def action(ckpt: Checkpoint = ckpt) -> None:
-            ckpt.save_step(0, *new, overwrite=True)
-
-        killed = run_killed(action, kill_at, HOOKS)
-        reopened = Checkpoint(directory, config)  # also cleans up
-        if 0 in reopened.completed_steps():
-            record, tensors = reopened.load_step(0)
-            state = "new" if record == new[0] else "old"
-            assert (record, state) in ((new[0], "new"), (old[0], "old"))
-            assert torch.equal(tensors["theta"], (new if state == "new" else old)[1]["theta"])
-            assert existing or state == "new"
-        else:
-            assert not existing
-            state = "absent"
-        outcomes.add(state)
-        # after cleanup, exactly the referenced tensor file remains and no temp files
-        assert stray_files(directory) == []
-        pts = sorted(p.name for p in (directory / "steps").glob("*.pt"))
-        assert len(pts) == (0 if state == "absent" else 1)
-        if not killed:
-            assert state == "new"
-            break
-    else:
-        pytest.fail("save_step never finished")
-    assert outcomes == ({"old", "new"} if existing else {"absent", "new"})
 
 
 # ------------------------------------------------------------------------------------------
@@ -326,170 +427,9 @@ def test_corrupt_json(tmp_path: Path, content: bytes) -> None:
         load_json(path, what="summary")
 
 
-# ------------------------------------------------------------------------------------------
-# Checkpoint
-# ------------------------------------------------------------------------------------------
+def test_metadata_names_the_installed_version() -> None:
+    from importlib.metadata import version
 
-
-def test_checkpoint_round_trip_and_resume(tmp_path: Path) -> None:
-    config = {"steps": 4, "ratio": 1e-4, "pair": (1, 3), "solver": {"tol": 1e-12}}
-    ckpt = Checkpoint(tmp_path / "run", config)
-    assert ckpt.completed_steps() == [] and not ckpt.is_finalized
-    theta = torch.randn(7, dtype=torch.float64)
-    ckpt.save_step(2, {"d": 0.5, "loss": 1e-3}, {"theta": theta})
-    ckpt.save_step(0, {"d": 1.0, "loss": 0.0})  # no tensors
-    assert ckpt.completed_steps() == [0, 2]
-    assert 2 in ckpt and 1 not in ckpt and "x" not in ckpt
-
-    # resume in a "new process": same config (tuple vs list, 1e-4 vs same float) is accepted
-    again = Checkpoint(tmp_path / "run", {**config, "pair": [1, 3]})
-    assert again.config == {"steps": 4, "ratio": 1e-4, "pair": [1, 3], "solver": {"tol": 1e-12}}
-    record, tensors = again.load_step(2)
-    assert record == {"d": 0.5, "loss": 1e-3}
-    assert torch.equal(tensors["theta"], theta) and tensors["theta"].dtype == torch.float64
-    assert again.load_step(0) == ({"d": 1.0, "loss": 0.0}, {})
-    assert again.load_records() == {0: {"d": 1.0, "loss": 0.0}, 2: {"d": 0.5, "loss": 1e-3}}
-    with pytest.raises(KeyError, match="step 1"):
-        again.load_step(1)
-
-    again.finalize({"barrier": 0.25, "index": np.int64(3)})
-    assert again.is_finalized
-    assert Checkpoint(tmp_path / "run").load_summary() == {"barrier": 0.25, "index": 3}
-    assert "finalized=True" in repr(again)
-
-
-def test_checkpoint_metadata_has_version(tmp_path: Path) -> None:
-    ckpt = Checkpoint(tmp_path, {"a": 1})
-    ckpt.save_step(0, {"x": 1})
-    ckpt.finalize({"y": 2})
-    version = store.library_version()
-    assert isinstance(version, str) and version
-    for name in ("config.json", "steps/step_000000.json", "summary.json"):
-        raw = json.loads((tmp_path / name).read_text())
-        assert raw["meta"]["weightsym_version"] == version
-        assert raw["format"] == store.CHECKPOINT_FORMAT
-
-
-def test_resume_with_different_config_lists_keys(tmp_path: Path) -> None:
-    Checkpoint(tmp_path, {"steps": 200, "ratio": 1e-4, "solver": {"tol": 1e-12, "name": "gd"}})
-    with pytest.raises(ValueError, match="different config") as info:
-        Checkpoint(tmp_path, {"steps": 100, "ratio": 1e-4, "solver": {"tol": 1e-10}, "new": 1})
-    message = str(info.value)
-    assert "steps: stored 200, new 100" in message
-    assert "solver.tol: stored 1e-12, new 1e-10" in message
-    assert "solver.name: stored 'gd', missing in the new config" in message
-    assert "new: not in the stored config, new 1" in message
-    assert "ratio" not in message
-    # int and float of equal value are the same setting; bool and int are not
-    Checkpoint(tmp_path / "b", {"n": 1})
-    Checkpoint(tmp_path / "b", {"n": 1.0})
-    with pytest.raises(ValueError, match="n: stored 1, new True"):
-        Checkpoint(tmp_path / "b", {"n": True})
-
-
-def test_checkpoint_open_without_config(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="config.json is missing"):
-        Checkpoint(tmp_path / "none")
-    Checkpoint(tmp_path / "run", {"a": [1, 2]})
-    assert Checkpoint(tmp_path / "run").config == {"a": [1, 2]}
-
-
-def test_checkpoint_rejects_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="non-finite"):
-        Checkpoint(tmp_path / "nan", {"lr": float("nan")})
-    assert not (tmp_path / "nan" / "config.json").exists()
-    ckpt = Checkpoint(tmp_path / "run", {"a": 1})
-    for bad in (-1, 1.5, True, "3"):
-        with pytest.raises(ValueError, match="non-negative int"):
-            ckpt.save_step(bad, {})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="non-finite"):
-        ckpt.save_step(0, {"loss": float("inf")}, {"theta": torch.zeros(1)})
-    assert ckpt.completed_steps() == []
-    assert list((tmp_path / "run" / "steps").iterdir()) == []
-    ckpt.save_step(0, {"loss": 1.0})
-    with pytest.raises(ValueError, match="already saved"):
-        ckpt.save_step(0, {"loss": 2.0})
-    ckpt.save_step(0, {"loss": 2.0}, overwrite=True)
-    assert ckpt.load_record(0) == {"loss": 2.0}
-
-
-def test_overwrite_replaces_tensor_file(tmp_path: Path) -> None:
-    ckpt = Checkpoint(tmp_path, {})
-    ckpt.save_step(5, {"v": 1}, {"x": torch.zeros(3)})
-    ckpt.save_step(5, {"v": 2}, {"x": torch.ones(3)}, overwrite=True)
-    assert len(list((tmp_path / "steps").glob("*.pt"))) == 1
-    assert torch.equal(ckpt.load_step(5)[1]["x"], torch.ones(3))
-    ckpt.save_step(5, {"v": 3}, overwrite=True)  # drop the tensors
-    assert list((tmp_path / "steps").glob("*.pt")) == []
-    assert ckpt.load_step(5) == ({"v": 3}, {})
-
-
-def test_checkpoint_cleans_orphans_and_temp_files(tmp_path: Path) -> None:
-    ckpt = Checkpoint(tmp_path, {"a": 1})
-    ckpt.save_step(0, {"x": 1}, {"t": torch.zeros(2)})
-    steps = tmp_path / "steps"
-    (steps / "step_000001.0123456789abcdef.pt").write_bytes(b"orphan")
-    (steps / ".step_000001.json.abc.tmp").write_bytes(b"half")
-    (tmp_path / ".summary.json.xyz.tmp").write_bytes(b"half")
-    (steps / "notes.pt").write_bytes(b"user file")  # not ours: kept
-    Checkpoint(tmp_path, {"a": 1})
-    assert sorted(p.name for p in steps.iterdir()) == sorted(
-        ["step_000000.json", _pt_name(steps, 0), "notes.pt"]
-    )
-    assert stray_files(tmp_path) == []
-
-
-def _pt_name(steps: Path, i: int) -> str:
-    return json.loads((steps / f"step_{i:06d}.json").read_text())["tensors"]["file"]
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [
-        lambda b: b[: len(b) // 2],
-        lambda b: b"",
-        lambda b: b[:-1] + bytes([b[-1] ^ 1]),  # one flipped bit: still loadable by torch
-    ],
-    ids=["half", "empty", "bitflip"],
-)
-def test_checkpoint_corrupt_tensor_file(tmp_path: Path, damage: Callable[[bytes], bytes]) -> None:
-    ckpt = Checkpoint(tmp_path, {"a": 1})
-    ckpt.save_step(3, {"x": 1}, {"theta": torch.randn(50, dtype=torch.float64)})
-    pt = tmp_path / "steps" / _pt_name(tmp_path / "steps", 3)
-    pt.write_bytes(damage(pt.read_bytes()))
-    with pytest.raises(CorruptFileError, match=rf"corrupt step 3 checkpoint file .*{pt.name}"):
-        ckpt.load_step(3)
-    assert ckpt.load_record(3) == {"x": 1}  # the record itself is fine
-    pt.unlink()
-    with pytest.raises(FileNotFoundError, match="step 3 checkpoint file not found"):
-        ckpt.load_step(3)
-
-
-def test_checkpoint_corrupt_record_and_config(tmp_path: Path) -> None:
-    ckpt = Checkpoint(tmp_path, {"a": 1})
-    ckpt.save_step(0, {"x": 1})
-    record = tmp_path / "steps" / "step_000000.json"
-    record.write_text(record.read_text()[:20])
-    with pytest.raises(CorruptFileError, match=r"corrupt step 0 record file .*step_000000\.json"):
-        ckpt.load_step(0)
-    record.write_text(json.dumps({"step": 7, "record": {}}))
-    with pytest.raises(CorruptFileError, match="unexpected content"):
-        ckpt.load_record(0)
-    (tmp_path / "config.json").write_text('{"format": ')
-    with pytest.raises(CorruptFileError, match=r"checkpoint config file .*config\.json"):
-        Checkpoint(tmp_path, {"a": 1})
-    (tmp_path / "config.json").write_text('{"format": "other", "config": {}}')
-    with pytest.raises(CorruptFileError, match="unknown format"):
-        Checkpoint(tmp_path)
-
-
-def test_summary_missing_and_corrupt(tmp_path: Path) -> None:
-    ckpt = Checkpoint(tmp_path, {})
-    with pytest.raises(FileNotFoundError, match="summary"):
-        ckpt.load_summary()
-    with pytest.raises(ValueError, match="non-finite"):
-        ckpt.finalize({"barrier": float("nan")})
-    assert not ckpt.is_finalized
-    (tmp_path / "summary.json").write_bytes(b"\x00\x01")
-    with pytest.raises(CorruptFileError, match="summary"):
-        ckpt.load_summary()
+    meta = io.metadata()
+    assert meta["weightsym_version"] == io.library_version() == version("weightsym")
+    assert meta["torch_version"] == torch.__version__

@@ -1,4 +1,5 @@
-"""MNIST teachers for the student-teacher experiment of the paper's Sec. 5 (Fig. 3).
+"""MNIST teachers of the student-teacher experiment (paper Sec. 5, Fig. 3; docs/theory.md
+section 7).
 
 A teacher is a 784 -> H -> H -> 10 network (linear output, logits) trained with the negative
 log-likelihood (``nll``) on MNIST, "pre-trained on the MNIST data set using negative
@@ -6,9 +7,9 @@ log-likelihood loss" in the paper's words. The paper states neither the activati
 optimizer nor how far it trained; we fix them here and say so:
 
 * **activation** ``softplus`` by default (:data:`DEFAULT_ACTIVATION`). It is smooth, so the path
-  solvers use exact second derivatives and the channel escape of SPEC section 4 shows up as it
-  is (growing output weights), while ReLU teachers would in addition allow the rescaling escape
-  (vartheta, w) -> (a vartheta, w / a) at zero cost. Any activation of
+  solvers use exact second derivatives and the channel escape of docs/theory.md section 5 shows
+  up as it is (growing output weights), while ReLU teachers would in addition allow the
+  rescaling escape (vartheta, w) -> (a vartheta, w / a) at zero cost. Any activation of
   :mod:`weightsym.activations` can be chosen.
 * **training**: from ``MLP.init(seed)`` (weights and biases N(0, 1 / fan_in)), full-batch
   L-BFGS in float64 (:func:`weightsym.optimize.minimize`, ``method="lbfgs"``) on the nll of the
@@ -25,48 +26,57 @@ error, because paths computed from it would no longer match.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from weightsym import activations
+from weightsym.hashing import fingerprint
+from weightsym.io import CorruptFileError, atomic_write_bytes
 from weightsym.losses import Loss
 from weightsym.model import MLP
 from weightsym.optimize import minimize
-from weightsym.store import CorruptFileError, atomic_write_bytes
 
 DEFAULT_ACTIVATION = "softplus"
 DEFAULT_TARGET_ACCURACY = 0.98
 DEFAULT_MAX_ITER = 2000
 TEACHER_FORMAT = "weightsym.mnist-teacher/1"
+TRAIN_TOL = 1e-10
+"""grad_inf tolerance of teacher training (in practice the accuracy target stops it first)."""
 
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """Everything that determines a teacher (stored in its file and compared on reuse)."""
+    """Everything that determines a teacher (stored in its file and compared on reuse).
+
+    ``data`` is the fingerprint of the training digits (:func:`data_fingerprint`).
+    """
 
     width: int
     seed: int
     activation: str = DEFAULT_ACTIVATION
     target_accuracy: float = DEFAULT_TARGET_ACCURACY
     max_iter: int = DEFAULT_MAX_ITER
-    data: str = ""  # fingerprint of the training digits (see data_fingerprint)
+    data: str = ""
 
     @property
     def widths(self) -> list[int]:
+        """The layer widths [784, H, H, 10]."""
         return [784, self.width, self.width, 10]
 
     def validate(self) -> None:
+        """Raise ValueError (TypeError for a non-string activation) naming the bad setting."""
         if not (isinstance(self.width, int) and self.width >= 2):
             raise ValueError(f"the hidden width H must be an int >= 2; got {self.width!r}")
         if not 0.0 < self.target_accuracy <= 1.0:
             raise ValueError(f"target_accuracy must lie in (0, 1]; got {self.target_accuracy!r}")
         if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
             raise ValueError(f"max_iter must be a positive int; got {self.max_iter!r}")
-        MLP([1, 1, 1], self.activation)  # raises on an unknown activation
+        activations.get(self.activation)
 
 
 @dataclass
@@ -83,39 +93,67 @@ class Teacher:
 
     @property
     def reached(self) -> bool:
+        """Whether training reached the target accuracy."""
         return self.accuracy >= self.config.target_accuracy
 
 
+class TeacherSummary(NamedTuple):
+    """How one teacher of a sweep turned out (``summary.json``); ``nll`` is its training loss,
+    ``wall_time`` the seconds to train or load it."""
+
+    width: int
+    seed: int
+    accuracy: float
+    reached: bool
+    nll: float
+    iterations: int
+    wall_time: float
+
+    @classmethod
+    def of(cls, teacher: Teacher, wall_time: float) -> TeacherSummary:
+        c = teacher.config
+        return cls(
+            c.width, c.seed, teacher.accuracy, teacher.reached, teacher.loss, teacher.iterations,
+            wall_time,
+        )  # fmt: skip
+
+
 def data_fingerprint(X: Tensor, y: Tensor) -> str:
-    """Short SHA-256 of the training digits and labels (the teacher's data identity)."""
-    h = hashlib.sha256()
-    for t in (X, y):
-        h.update(t.detach().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    """The first 16 hex digits of the SHA-256 of the digits' and labels' bytes (the teacher's
+    data identity, :func:`weightsym.hashing.fingerprint` with an empty header)."""
+    return fingerprint("", X, y)[:16]
 
 
 def accuracy(net: MLP, theta: Tensor, X: Tensor, y: Tensor) -> float:
-    """Fraction of digits whose largest logit is the label (training accuracy, Fig. 3 B)."""
+    """Training accuracy (Fig. 3 B): the fraction of digits mu with argmax_i f_i(x_mu) = y_mu."""
     return float((net.forward(theta, X).argmax(dim=1) == y).double().mean())
 
 
 def train_teacher(cfg: TeacherConfig, X: Tensor, y: Tensor) -> Teacher:
-    """Train one teacher as the module docstring describes (seeded, deterministic)."""
+    """Train one teacher as the module docstring describes (seeded, deterministic).
+
+    Args:
+        cfg: the teacher's settings.
+        X: (T, 784) float64 digits; y: (T,) int64 labels.
+
+    Returns:
+        The trained :class:`Teacher`.
+
+    Raises:
+        ValueError: a setting of ``cfg`` out of range.
+    """
     cfg.validate()
     net = MLP(cfg.widths, cfg.activation)
     loss = Loss(net, X, y, kind="nll")
-    reached: list[float] = []
 
     def stop_at_target(x: Tensor, info: dict) -> bool:
-        acc = accuracy(net, x, X, y)
-        reached.append(acc)
-        return acc >= cfg.target_accuracy
+        return accuracy(net, x, X, y) >= cfg.target_accuracy
 
     res = minimize(
         loss,
         net.init(cfg.seed),
         method="lbfgs",
-        tol=1e-10,
+        tol=TRAIN_TOL,
         max_iter=cfg.max_iter,
         callback=stop_at_target,
         growth_limit=None,
@@ -132,6 +170,7 @@ def train_teacher(cfg: TeacherConfig, X: Tensor, y: Tensor) -> Teacher:
 
 
 def teacher_file(folder: str | Path, width: int, seed: int) -> Path:
+    """``<folder>/H{width}-seed{seed}.pt``."""
     return Path(folder) / f"H{width}-seed{seed}.pt"
 
 
@@ -154,7 +193,12 @@ def save_teacher(teacher: Teacher, path: str | Path) -> Path:
 
 
 def load_teacher(path: str | Path) -> Teacher:
-    """Read a teacher written by :func:`save_teacher`."""
+    """Read a teacher written by :func:`save_teacher`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CorruptFileError: the file is not a teacher of this format.
+    """
     path = Path(path)
     try:
         raw = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
@@ -180,7 +224,8 @@ def load_teacher(path: str | Path) -> Teacher:
 def get_teacher(cfg: TeacherConfig, X: Tensor, y: Tensor, folder: str | Path) -> Teacher:
     """The teacher of ``cfg`` from ``folder`` if saved there, else trained and saved.
 
-    Raises :class:`ValueError` when the saved file was made with another configuration.
+    Raises:
+        ValueError: the saved file was made with another configuration.
     """
     path = teacher_file(folder, cfg.width, cfg.seed)
     if path.exists():

@@ -1,0 +1,199 @@
+"""The permutation path between partner minima (paper Sec. 4.1; docs/theory.md section 4).
+
+From a minimum theta*, merge neurons l and m of hidden layer k: decrease d = |v_m - v_l| on a
+log-spaced schedule d_0 > ... > d_S = ratio * d_0, then d = 0, re-minimizing the loss over
+everything else at each d (warm-started, optionally with a predictor); at d = 0 (t = 1/4) move
+the pair's output weights to their mean at constant loss (Fig. 4, t = 1/4 .. 1/2, the
+permutation point of Def. 4). The mirror gamma(t) = sigma_{l<->m}(gamma(1 - t)) completes it.
+
+With ``out=`` every step is written to a results folder as it goes (docs/theory.md section 11),
+so that a killed run resumes from its last finished step and ends with identical numbers.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from weightsym import diagnostics as diag
+from weightsym.checkpoint import Checkpoint
+from weightsym.constraints import PairConstraint, unit_gauge
+from weightsym.equal_loss_path import output_shift
+from weightsym.hashing import fingerprint
+from weightsym.io import atomic_save_tensors, atomic_write_csv
+from weightsym.losses import Loss
+from weightsym.paths.config import PathConfig
+from weightsym.paths.records import PermutationPath, StepRecord
+from weightsym.paths.step import predict, solve_step
+from weightsym.symmetry import most_similar_pair
+
+
+def problem_fingerprint(loss: Loss, theta: Tensor) -> str:
+    """SHA-256 of the network, the data, the loss kind and theta*: resume only the same problem."""
+    header = repr((loss.net.widths, loss.net.activation, loss.kind))
+    return fingerprint(header, loss.X, loss.Y, theta)
+
+
+def find_path(
+    loss: Loss,
+    theta: Tensor,
+    config: PathConfig | int | None = None,
+    pair: tuple[int, int] | None = None,
+    *,
+    out: str | PathLike | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> PermutationPath:
+    """Compute the permutation path of Sec. 4.1 from the minimum ``theta``.
+
+    Call it with a :class:`PathConfig` (``find_path(loss, theta, cfg)``) or, as a convenience,
+    with its fields as arguments (``find_path(loss, theta, layer, pair, steps=200, ...)``).
+
+    Args:
+        loss: the objective, a :class:`weightsym.Loss`.
+        theta: theta*, the minimum the path starts from.
+        config: the settings, or the layer k when the settings are given as keywords.
+        pair: (l, m) when the settings are given as keywords (``None``: the most similar pair).
+        out: a results folder to write each step to and to resume from.
+        progress: show a progress bar.
+        **options: further :class:`PathConfig` fields (steps, ratio, distance, gauge, solver,
+            tol, max_iter, patience, lr, predictor, shift_points, thresholds).
+
+    Returns:
+        The :class:`PermutationPath` from theta* to the permutation point (first half).
+
+    Raises:
+        ValueError, TypeError: a setting out of range or unknown, a bad theta, or a pair that
+            already coincides (d_0 = 0).
+    """
+    cfg = _config(config, pair, options)
+    net = loss.net
+    net.check_theta(theta)
+    if cfg.pair is None:
+        cfg = cfg.replace(pair=most_similar_pair(net, theta, cfg.layer))
+    con = PairConstraint(net, cfg.layer, cfg.pair, cfg.distance, cfg.gauge)
+    start = unit_gauge(net, theta, cfg.layer, cfg.pair) if cfg.gauge else theta.clone()
+    d0 = con.measure(start)
+    if d0 == 0.0:
+        raise ValueError(f"neurons {cfg.pair} of layer {cfg.layer} already coincide (d = 0)")
+    ckpt = None
+    if out is not None:
+        ckpt = Checkpoint(out, {"path": cfg.as_dict(), "problem": problem_fingerprint(loss, theta)})
+    records, thetas = _descend(loss, con, start, d0, cfg, ckpt, progress)
+    _append_output_shift(loss, thetas, records, start, cfg)
+    path = PermutationPath(net, theta, cfg, records, torch.stack(thetas))
+    if ckpt is not None:
+        _write_results(ckpt, path)
+    return path
+
+
+def _config(config: PathConfig | int | None, pair: Any, options: dict[str, Any]) -> PathConfig:
+    if isinstance(config, PathConfig):
+        if pair is not None or options:
+            raise TypeError("pass either a PathConfig or keyword settings, not both")
+        cfg = config
+    else:
+        if config is not None:
+            options["layer"] = config
+        if pair is not None:
+            options["pair"] = pair
+        cfg = PathConfig.from_options(**options)
+    cfg.validate()
+    return cfg
+
+
+def _descend(
+    loss: Loss,
+    con: PairConstraint,
+    start: Tensor,
+    d0: float,
+    cfg: PathConfig,
+    ckpt: Checkpoint | None,
+    progress: bool,
+) -> tuple[list[StepRecord], list[Tensor]]:
+    """Steps d_0 .. d_S and the merge d = 0, each solved or resumed from the checkpoint."""
+    schedule = cfg.schedule(d0)
+    records: list[StepRecord] = []
+    thetas: list[Tensor] = []
+    phis: list[Tensor] = [con.chart(start)]
+    ds: list[float] = [d0]
+    bar = tqdm(total=len(schedule), disable=not progress, desc=f"path {cfg.pair}", leave=False)
+    for i, d in enumerate(schedule):
+        if ckpt is not None and i in ckpt:
+            row, tens = ckpt.load_step(i)
+            rec, phi = StepRecord.from_row(row), tens["phi"]
+        else:
+            phi0 = predict(phis, ds, d, con) if (cfg.predictor and i > 1) else phis[-1]
+            phi, outcome = solve_step(loss, con, d, phi0, phis[-1], cfg, merge=d == 0.0)
+            th = con.embed(phi, d)
+            rec = StepRecord(
+                index=i,
+                segment="merge" if d == 0.0 else "descent",
+                d=d,
+                t=0.25 * i / (len(schedule) - 1),
+                **outcome.__dict__,
+                diagnostics=_diagnostics(loss, th, start, cfg),
+            )
+            if ckpt is not None:
+                ckpt.save_step(i, rec.as_row(), {"phi": phi, "theta": th})
+        records.append(rec)
+        thetas.append(con.embed(phi, d))
+        if i > 0:
+            phis.append(phi)
+            ds.append(d)
+        else:
+            phis[0] = phi
+        bar.update(1)
+    bar.close()
+    return records, thetas
+
+
+def _diagnostics(loss: Loss, theta: Tensor, start: Tensor, cfg: PathConfig) -> Any:
+    return diag.step_diagnostics(loss.net, theta, start, cfg.layer, cfg.pair, cfg.thresholds)
+
+
+def _append_output_shift(
+    loss: Loss,
+    thetas: list[Tensor],
+    records: list[StepRecord],
+    start: Tensor,
+    cfg: PathConfig,
+) -> None:
+    """t = 1/4 .. 1/2: move the merged pair's output weights linearly to their mean (Fig. 4)."""
+    merged = records[-1]
+    J = cfg.shift_points
+    points = output_shift(loss.net, thetas[-1], cfg.layer, *cfg.pair, num=J + 1)
+    for j in range(1, J + 1):
+        th = points[j]
+        value, g = loss.value_and_grad(th)
+        records.append(
+            StepRecord(
+                index=len(records),
+                segment="shift",
+                d=0.0,
+                t=0.25 + 0.25 * (j / J),
+                loss=value,
+                grad_inf=float(g.abs().max()),
+                nit=0,
+                ngev=1,
+                nhev=0,
+                nhvp=0,
+                converged=merged.converged,
+                message="output-weight shift (constant loss)",
+                predicted=False,
+                wall_time=0.0,
+                diagnostics=_diagnostics(loss, th, start, cfg),
+            )
+        )
+        thetas.append(th)
+
+
+def _write_results(ckpt: Checkpoint, path: PermutationPath) -> None:
+    """steps.csv, thetas.pt and summary.json next to the per-step checkpoint."""
+    atomic_write_csv(ckpt.directory / "steps.csv", path.rows(), columns=list(StepRecord.columns()))
+    atomic_save_tensors(ckpt.directory / "thetas.pt", {"thetas": path.thetas, "t": path.t})
+    ckpt.finalize(path.summary().as_dict())

@@ -1,0 +1,34 @@
+"""Reading a computed permutation path back from its results folder (nothing is recomputed)."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+from weightsym.io import load_json, load_tensors, read_csv
+from weightsym.model import MLP
+from weightsym.paths.config import PathConfig
+from weightsym.paths.records import PermutationPath, StepRecord
+
+
+def load_path(folder: str | PathLike, net: MLP) -> PermutationPath:
+    """The :class:`PermutationPath` stored in ``folder`` by ``find_path(..., out=folder)``.
+
+    Args:
+        folder: a finished path's results folder (``config.json``, ``steps.csv``,
+            ``thetas.pt``).
+        net: the network the path belongs to (a results folder stores no network).
+
+    Returns:
+        The path, with ``theta_star`` set to its first point (after any gauge).
+
+    Raises:
+        FileNotFoundError: a file is missing (the path did not finish);
+        weightsym.io.CorruptFileError: a file is damaged.
+    """
+    folder = Path(folder)
+    config = load_json(folder / "config.json", "path config")["config"]["path"]
+    records = [StepRecord.from_row(r) for r in read_csv(folder / "steps.csv")]
+    thetas = load_tensors(folder / "thetas.pt", "path parameters")["thetas"]
+    net.check_theta(thetas[0], "thetas[0]")
+    return PermutationPath(net, thetas[0], PathConfig.from_dict(config), records, thetas)

@@ -1,0 +1,208 @@
+"""Typed records of a permutation path: one step, the barrier, the path and its summary.
+
+The path gamma runs from theta* (t = 0) through the merge (d = 0, t = 1/4) and the output-weight
+shift to the permutation point (t = 1/2); the second half is the mirror
+gamma(t) = sigma_{l<->m}(gamma(1 - t)) (paper Sec. 4.1, docs/theory.md section 4). Only the first
+half is stored; :meth:`PermutationPath.full` builds the whole of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from weightsym import diagnostics as diag
+from weightsym.model import MLP
+from weightsym.paths.config import PathConfig
+from weightsym.symmetry import swap
+
+AT_POINT_RTOL = 1e-9
+"""The barrier "sits at the permutation point" when the loss there is within this relative
+distance of the highest loss on the path."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One point of the path: where it is, what the solver reached, and the escape diagnostics.
+
+    ``segment`` is ``"descent"`` (d > 0), ``"merge"`` (d = 0) or ``"shift"`` (the output-weight
+    shift, t in (1/4, 1/2]). ``converged`` says whether grad_inf <= tol was reached, ``message``
+    why the solver stopped. ``nit``, ``ngev``, ``nhev``, ``nhvp``: iterations, gradient
+    evaluations, Hessians and Hessian-vector products; ``predicted``: the step started from the
+    extrapolated point rather than the previous solution.
+    """
+
+    index: int
+    segment: str
+    d: float
+    t: float
+    loss: float
+    grad_inf: float
+    nit: int
+    ngev: int
+    nhev: int
+    nhvp: int
+    converged: bool
+    message: str
+    predicted: bool
+    wall_time: float
+    diagnostics: diag.StepDiagnostics
+
+    @classmethod
+    def columns(cls) -> tuple[str, ...]:
+        """The CSV columns of :meth:`as_row`, in their fixed order."""
+        own = tuple(f.name for f in dataclasses.fields(cls) if f.name != "diagnostics")
+        return own + diag.StepDiagnostics.columns()
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat row (the step's fields, then the diagnostics' columns) in a fixed order."""
+        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del row["diagnostics"]
+        return row | self.diagnostics.as_row()
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
+        """The inverse of :meth:`as_row` (e.g. for a record read from a checkpoint)."""
+        own = {f.name: row[f.name] for f in dataclasses.fields(cls) if f.name != "diagnostics"}
+        return cls(**own, diagnostics=diag.StepDiagnostics.from_row(row))
+
+
+class Barrier(NamedTuple):
+    """The highest loss on the path (it need not sit at the permutation point, Fig. 5).
+
+    ``index`` is its position in :meth:`PermutationPath.full`; ``converged`` whether that step
+    converged (else the loss is an upper bound of the constrained minimum only).
+    """
+
+    loss: float
+    t: float
+    index: int
+    at_point: bool
+    converged: bool
+
+
+@dataclass(frozen=True)
+class PathSummary:
+    """What a path amounts to: its barrier, its ends, how well it converged, its escapes."""
+
+    config: PathConfig
+    barrier: Barrier
+    loss_start: float
+    loss_permutation_point: float
+    worst_grad_inf: float
+    not_converged_steps: tuple[int, ...]
+    flags: dict[str, bool]
+
+    @property
+    def all_converged(self) -> bool:
+        return not self.not_converged_steps
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able, with the keys of a results folder's ``summary.json``."""
+        b = self.barrier
+        return {
+            "config": self.config.as_dict(),
+            "barrier": b.loss,
+            "barrier_t": b.t,
+            "barrier_index": b.index,
+            "barrier_at_permutation_point": b.at_point,
+            "barrier_converged": b.converged,
+            "loss_start": self.loss_start,
+            "loss_permutation_point": self.loss_permutation_point,
+            "worst_grad_inf": self.worst_grad_inf,
+            "all_converged": self.all_converged,
+            "not_converged_steps": list(self.not_converged_steps),
+            **self.flags,
+        }
+
+
+class PermutationPath:
+    """A computed permutation path; the first half (t in [0, 1/2]) is stored.
+
+    Attributes:
+        net, layer, pair, config: the network and the settings it was computed with.
+        theta_star: the minimum it starts from (before any gauge).
+        records: one :class:`StepRecord` per stored point.
+        thetas: (N, P) parameters of the stored points.
+        d, t, loss, grad_inf: (N,) float64 columns of the records; ``converged``: (N,) bool.
+    """
+
+    def __init__(
+        self,
+        net: MLP,
+        theta_star: Tensor,
+        config: PathConfig,
+        records: Sequence[StepRecord],
+        thetas: Tensor,
+    ) -> None:
+        self.net = net
+        self.theta_star = theta_star
+        self.config = config
+        self.layer = config.layer
+        self.pair: tuple[int, int] = config.pair  # type: ignore[assignment]
+        self.records = list(records)
+        self.thetas = thetas
+
+        def col(name: str) -> Tensor:
+            return torch.tensor(
+                [float(getattr(r, name)) for r in self.records], dtype=torch.float64
+            )
+
+        self.d, self.t, self.loss, self.grad_inf = col("d"), col("t"), col("loss"), col("grad_inf")
+        self.converged = torch.tensor([r.converged for r in self.records])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def full(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(t, thetas, losses) from theta* (t = 0) to sigma_{l<->m}(theta*) (t = 1)."""
+        l, m = self.pair
+        back = torch.stack(
+            [swap(self.net, th, self.layer, l, m) for th in self.thetas[:-1].flip(0)]
+        )
+        t = torch.cat([self.t, 1.0 - self.t[:-1].flip(0)])
+        return t, torch.cat([self.thetas, back]), torch.cat([self.loss, self.loss[:-1].flip(0)])
+
+    @property
+    def permutation_point_loss(self) -> float:
+        """The loss at t = 1/2, the permutation point (Def. 4)."""
+        return float(self.loss[-1])
+
+    @property
+    def barrier(self) -> Barrier:
+        """The highest loss on the path, where it sits, and whether its step converged."""
+        i = int(torch.argmax(self.loss))
+        top = float(self.loss[i])
+        at_point = self.permutation_point_loss >= top - AT_POINT_RTOL * max(abs(top), 1e-300)
+        return Barrier(top, float(self.t[i]), i, at_point, bool(self.converged[i]))
+
+    @property
+    def num_solved(self) -> int:
+        """Points computed by the solver (descent and merge; not the output-weight shift)."""
+        return sum(1 for r in self.records if r.segment != "shift")
+
+    def flags(self) -> dict[str, bool]:
+        """Whether each escape flag rose anywhere on the path (docs/theory.md section 5)."""
+        return diag.any_flags(r.diagnostics for r in self.records)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat row per stored point (``steps.csv``)."""
+        return [r.as_row() for r in self.records]
+
+    def summary(self) -> PathSummary:
+        """The path's :class:`PathSummary`."""
+        n = self.num_solved
+        return PathSummary(
+            config=self.config,
+            barrier=self.barrier,
+            loss_start=float(self.loss[0]),
+            loss_permutation_point=self.permutation_point_loss,
+            worst_grad_inf=float(self.grad_inf[:n].max()),
+            not_converged_steps=tuple(int(i) for i in torch.nonzero(~self.converged[:n])[:, 0]),
+            flags=self.flags(),
+        )
