@@ -136,6 +136,10 @@ def get(name: str, negative_slope: float = LEAKY_SLOPE) -> Activation:
     if not isinstance(name, str):
         raise TypeError(f"activation must be a string, one of {NAMES}; got {type(name).__name__}")
     if name == "leaky_relu":
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
+            raise TypeError(f"negative_slope must be a real number; got {negative_slope!r}")
+        if not 0.0 <= negative_slope < 1.0:
+            raise ValueError(f"negative_slope must lie in [0, 1); got {negative_slope!r}")
         return _leaky(float(negative_slope))
     if name not in _TABLE:
         raise ValueError(f"unknown activation {name!r}; expected one of {NAMES}")

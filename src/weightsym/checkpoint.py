@@ -146,7 +146,7 @@ class Checkpoint:
     """
 
     def __init__(self, directory: PathLike, config: Mapping[str, Any] | None = None) -> None:
-        self.directory = folder_argument(directory, "directory")
+        self.directory = folder_argument(directory, "checkpoint folder")
         self.steps_dir = self.directory / "steps"
         self.config_path = self.directory / "config.json"
         self.summary_path = self.directory / "summary.json"

@@ -90,6 +90,10 @@ def ratio(K: int, n: int) -> Fraction:
 
     Returns:
         T(K, n) as an exact :class:`~fractions.Fraction`.
+
+    Example:
+        >>> ratio(1, 8), ratio(2, 10)  # T(1, n) = (n - 1) / 2
+        (Fraction(7, 2), Fraction(25, 3))
     """
     K, n = _check_order_width(K, n)
     power = n - K  # m, the width of the smaller network

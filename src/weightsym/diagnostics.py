@@ -1,64 +1,74 @@
-"""Per-step diagnostics of a permutation path: the escapes of SPEC section 4.
+"""Per-step diagnostics of a permutation path: the escapes of docs/theory.md section 5.
 
-A converged solver leaves the paper's path by flat routes that slow gradient descent never
-explored. Each is detected from norms relative to the start of the path:
+A converged solver leaves the paper's path (Sec. 4.1) by flat routes that slow gradient descent
+never explored. Each is detected from sizes relative to the start of the path:
 
 * **channel** (smooth g, incoming distance): the pair's output weights diverge as +-c/d while
-  their input vectors keep their size, so the pair computes a derivative of g (Martinelli et
-  al.); measured by |w_l - w_m| against the larger of the start norms |w_l|, |w_m|;
-* **rescaling** (positively homogeneous g): the pair's input vectors shrink and the output
-  weights grow, (vartheta, w) -> (a vartheta, w / a), which drives d to 0 at no cost;
-* **channel elsewhere**: the largest weight of some *other* hidden neuron grows, which signals a
-  student with no finite minimizer at this d.
+  their input vectors keep their size, so the pair computes a derivative of g; measured by
+  |w_l - w_m| against the larger of the start norms |w_l|, |w_m|;
+* **rescaling** (positively homogeneous g): the pair's input vectors vartheta = [W, b] shrink
+  and the output weights grow, (vartheta, w) -> (a vartheta, w / a), which drives d to 0 at no
+  cost;
+* **linearization** (smooth g): the pair's input *weights* W shrink while its biases stay, and
+  its output weights grow like 1 / |W|: each neuron computes w (g(b) + g'(b) W x + ...), an
+  affine function, and the output bias absorbs the constant;
+* **elsewhere**: the largest weight of some *other* hidden neuron grows: a student with no
+  finite minimizer at this d;
+* **unclassified**: some group of weights (the pair's input weights, biases or output weights,
+  another neuron's input weights, bias or output weights, the output bias) grew or shrank by
+  more than :attr:`Thresholds.change` and no raised flag above accounts for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
 from weightsym.model import MLP
 
+TINY = 1e-300  # guards divisions by a norm that is exactly zero
+MAX_FACTOR = 1e300  # a shrink to exactly zero is reported as this factor (JSON has no inf)
+
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a flag rises (ratios to the start of the path)."""
+    """When the flags rise: ratios to the start of the path (docs/theory.md section 5)."""
 
     channel: float = 10.0  # |w_l - w_m| grew beyond this factor times max(|w_l|, |w_m|) at start
-    rescaling: float = 0.1  # pair input norm fell below this fraction
+    rescaling: float = 0.1  # |vartheta| (W and b) of a pair neuron fell below this fraction
     elsewhere: float = 3.0  # largest weight of another neuron grew by more than this factor
-
-
-def _neuron_max(net: MLP, theta: Tensor, layer: int, i: int) -> float:
-    return max(
-        float(theta[net.neuron_slice(layer, i)].abs().max()),
-        float(theta[net.output_index(layer, i)].abs().max()),
-    )
-
-
-def largest_other_neuron(
-    net: MLP, theta: Tensor, layer: int, pair: tuple[int, int]
-) -> tuple[float, int, int]:
-    """(largest |weight|, layer, neuron) over hidden neurons outside the pair (in or out)."""
-    best = (0.0, layer, -1)
-    for k in net.hidden_layers:
-        for i in range(net.widths[k]):
-            if k == layer and i in pair:
-                continue
-            best = max(best, (_neuron_max(net, theta, k, i), k, i))
-    return best
+    linearization: float = 0.1  # |W| (bias excluded) of both pair neurons fell below this
+    # fraction, while each bias shrank by less than `change` and the summed output-weight
+    # norm grew like 1/|W| (growth times the |W| ratio within a factor `change` of 1)
+    change: float = 10.0  # a group's largest |weight| grew or shrank by more than this factor
+    floor: float = 0.5  # a group's start size counts as at least this fraction of the start's
+    # largest |weight| (growth from ~0 is measured from there); a group smaller than that at
+    # the start is not judged for shrinking (a bias drifting to ~0 is no escape)
 
 
 @dataclass(frozen=True)
 class StepDiagnostics:
-    """Norm ratios against the start of the path and the escape flags at one point.
+    """Sizes against the start of the path and the escape flags at one point.
 
+    Columns up to ``flag_elsewhere`` are those of the first release, in its order:
     ``in_norm_*`` / ``out_norm_*``: |vartheta| and |w| of the pair relative to the start;
     ``out_spread``: |w_l - w_m| / max(|w_l|, |w_m|) at the start; ``max_weight``: max |theta|;
     ``other_*``: the largest weight of another hidden neuron, its growth, where it sits.
+    Then: ``in_weight_*``: |W| (bias excluded) of the pair relative to the start;
+    ``largest_growth`` / ``largest_shrink``: the largest factor by which a group of weights
+    grew / shrank (see :class:`Thresholds` ``floor``), with the group's name; ``unexplained``:
+    the groups that changed by more than ``change`` with no classified flag to account for
+    them (``;``-separated); ``flag_linearization``, ``flag_unclassified``.
+
+    Rows written before the later columns existed (see :meth:`from_row`) read them as
+    :data:`MISSING_DEFAULTS`: NaN for numbers (not recorded), ``""`` for names, ``False`` for the
+    flags (not checked).
     """
 
     in_norm_l: float
@@ -74,22 +84,262 @@ class StepDiagnostics:
     flag_rescaling: bool
     flag_channel: bool
     flag_elsewhere: bool
+    in_weight_l: float
+    in_weight_m: float
+    largest_growth: float
+    largest_growth_group: str
+    largest_shrink: float
+    largest_shrink_group: str
+    unexplained: str
+    flag_linearization: bool
+    flag_unclassified: bool
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
-        """The CSV columns of :meth:`as_row`, in order."""
-        return tuple(f.name for f in fields(cls))
+        """The columns of :meth:`as_row`, in their fixed order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
 
-    def as_row(self) -> dict[str, float | int | bool]:
+    def as_row(self) -> dict[str, float | int | bool | str]:
+        """A flat dict in the order of :meth:`columns`."""
         return {name: getattr(self, name) for name in self.columns()}
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StepDiagnostics:
-        return cls(**{name: row[name] for name in cls.columns()})
+        """The inverse of :meth:`as_row`, for a row read back from a checkpoint or CSV.
+
+        Values are converted to each column's type (CSV cells arrive as text or numbers). A
+        column in :data:`MISSING_DEFAULTS` that is absent or empty gets its default.
+
+        Raises:
+            KeyError: a column of the first release is missing.
+            ValueError: a value cannot be read as its column's type.
+        """
+        values = {}
+        for f in dataclasses.fields(cls):
+            value = row.get(f.name, "")
+            if value == "" and f.name in MISSING_DEFAULTS:
+                value = MISSING_DEFAULTS[f.name]
+            elif f.name not in row:
+                raise KeyError(f"diagnostics row lacks the column {f.name!r}")
+            values[f.name] = _convert(f.name, value, f.type)
+        return cls(**values)
 
     @property
     def flags(self) -> dict[str, bool]:
+        """The escape flags by name, in the order of :data:`FLAGS`."""
         return {f: getattr(self, f) for f in FLAGS}
+
+
+FLAGS = (
+    "flag_channel",
+    "flag_rescaling",
+    "flag_linearization",
+    "flag_elsewhere",
+    "flag_unclassified",
+)
+MISSING_DEFAULTS: dict[str, float | str | bool] = {
+    "in_weight_l": math.nan,
+    "in_weight_m": math.nan,
+    "largest_growth": math.nan,
+    "largest_growth_group": "",
+    "largest_shrink": math.nan,
+    "largest_shrink_group": "",
+    "unexplained": "",
+    "flag_linearization": False,
+    "flag_unclassified": False,
+}
+"""Values of the columns added after the first release, for rows written without them."""
+
+
+def _convert(name: str, value: Any, kind: str) -> Any:
+    if kind == "bool":
+        if isinstance(value, str) and value in ("True", "False"):
+            return value == "True"
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+        raise ValueError(f"column {name!r}: expected True or False; got {value!r}")
+    caster = {"float": float, "int": int, "str": str}[kind]
+    try:
+        return caster(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"column {name!r}: expected {kind}; got {value!r}") from exc
+
+
+class WeightGroup(NamedTuple):
+    """A group of weights judged as one: ``kind`` as in :data:`EXPLAINS`, indices in theta."""
+
+    name: str
+    kind: str
+    index: Tensor
+
+
+EXPLAINS: dict[str, tuple[tuple[str, str], ...]] = {
+    "flag_channel": (("pair_out", "grew"),),
+    "flag_rescaling": (("pair_in", "shrank"), ("pair_bias", "shrank"), ("pair_out", "grew")),
+    "flag_linearization": (("pair_in", "shrank"), ("pair_out", "grew"), ("out_bias", "any")),
+    "flag_elsewhere": (
+        ("other_in", "any"),
+        ("other_bias", "any"),
+        ("other_out", "any"),
+        ("out_bias", "any"),
+    ),
+}
+"""Which changes (group kind, direction) each classified flag accounts for when raised."""
+
+
+def weight_groups(net: MLP, layer: int, pair: tuple[int, int]) -> list[WeightGroup]:
+    """Every group of weights the diagnostics judge (the pair's own weights kept apart).
+
+    The pair's input weights W, biases b and output weights w, one group per neuron; for every
+    other hidden neuron its input weights, bias and output weights, without entries that belong
+    to the pair (in a deeper network a neighbour layer's vectors touch the pair's); the output
+    bias b^(d).
+    """
+    owned = set()
+    for i in pair:
+        sl = net.neuron_slice(layer, i)
+        owned.update(range(sl.start, sl.stop))
+        owned.update(net.output_index(layer, i).tolist())
+    groups = []
+    for k in net.hidden_layers:
+        for i in range(net.widths[k]):
+            sl = net.neuron_slice(k, i)
+            parts = {
+                "in": list(range(sl.start, sl.stop - 1)),
+                "bias": [sl.stop - 1],
+                "out": net.output_index(k, i).tolist(),
+            }
+            for part, idx in parts.items():
+                if k == layer and i in pair:
+                    tag = "l" if i == pair[0] else "m"
+                    groups.append(_group(f"pair_{part}_{tag}", f"pair_{part}", idx))
+                elif kept := [j for j in idx if j not in owned]:
+                    groups.append(_group(f"{part}_{k}_{i}", f"other_{part}", kept))
+    rows, cols = net.shapes[-1]
+    out_bias = [net.offsets[-2] + r * cols + cols - 1 for r in range(rows)]
+    groups.append(_group("out_bias", "out_bias", out_bias))
+    return groups
+
+
+def _group(name: str, kind: str, idx: list[int]) -> WeightGroup:
+    return WeightGroup(name, kind, torch.tensor(idx, dtype=torch.long))
+
+
+class GroupChange(NamedTuple):
+    """How much one group's largest |weight| grew or shrank relative to the start."""
+
+    group: WeightGroup
+    growth: float  # max|x| / max(max|x0|, floor * scale)
+    shrink: float  # max|x0| / max|x| where max|x0| >= floor * scale, else 1
+
+
+def group_changes(
+    net: MLP,
+    theta: Tensor,
+    start: Tensor,
+    layer: int,
+    pair: tuple[int, int],
+    thresholds: Thresholds,
+) -> list[GroupChange]:
+    """Growth and shrink factors of every group of :func:`weight_groups`.
+
+    With a = max |x| over the group's entries now, a_0 at the start and the scale
+    s = max |start|: growth a / max(a_0, floor s), shrink a_0 / a where a_0 >= floor s (else 1),
+    capped at :data:`MAX_FACTOR`.
+    """
+    floor = max(thresholds.floor * float(start.abs().max()), TINY)
+    out = []
+    for g in weight_groups(net, layer, pair):
+        a = float(theta[g.index].abs().max())
+        a0 = float(start[g.index].abs().max())
+        shrink = min(a0 / max(a, TINY), MAX_FACTOR) if a0 >= floor else 1.0
+        out.append(GroupChange(g, a / max(a0, floor), shrink))
+    return out
+
+
+def _neuron_max(net: MLP, theta: Tensor, layer: int, i: int) -> float:
+    return max(
+        float(theta[net.neuron_slice(layer, i)].abs().max()),
+        float(theta[net.output_index(layer, i)].abs().max()),
+    )
+
+
+def _largest_other_neuron(
+    net: MLP, theta: Tensor, layer: int, pair: tuple[int, int]
+) -> tuple[float, int, int]:
+    """(largest |weight|, layer, neuron) over hidden neurons outside the pair (in or out)."""
+    best = (0.0, layer, -1)
+    for k in net.hidden_layers:
+        for i in range(net.widths[k]):
+            if k == layer and i in pair:
+                continue
+            best = max(best, (_neuron_max(net, theta, k, i), k, i))
+    return best
+
+
+def _ratio(theta: Tensor, start: Tensor, idx: Any) -> float:
+    return float(theta[idx].norm() / start[idx].norm().clamp_min(TINY))
+
+
+def _first_release(
+    net: MLP, theta: Tensor, start: Tensor, layer: int, pair: tuple[int, int], t: Thresholds
+) -> dict[str, Any]:
+    """The columns of the first release (norm ratios, the largest other weight, three flags)."""
+    out: dict[str, Any] = {}
+    for name, i in zip(("l", "m"), pair):
+        out[f"in_norm_{name}"] = _ratio(theta, start, net.neuron_slice(layer, i))
+        out[f"out_norm_{name}"] = _ratio(theta, start, net.output_index(layer, i))
+    o_l, o_m = net.output_index(layer, pair[0]), net.output_index(layer, pair[1])
+    spread0 = max(float(start[o_l].norm()), float(start[o_m].norm()), TINY)
+    out["out_spread"] = float((theta[o_l] - theta[o_m]).norm()) / spread0
+    other, k, i = _largest_other_neuron(net, theta, layer, pair)
+    other0, _, _ = _largest_other_neuron(net, start, layer, pair)
+    out["max_weight"] = float(theta.abs().max())
+    out["other_max_weight"] = other
+    out["other_growth"] = other / max(other0, TINY) if i >= 0 else 1.0
+    out["other_layer"], out["other_neuron"] = k, i
+    shrunk = min(out["in_norm_l"], out["in_norm_m"]) < t.rescaling
+    out["flag_rescaling"] = shrunk
+    out["flag_channel"] = out["out_spread"] > t.channel and not shrunk
+    out["flag_elsewhere"] = out["other_growth"] > t.elsewhere
+    return out
+
+
+def _linearization(
+    net: MLP, theta: Tensor, start: Tensor, layer: int, pair: tuple[int, int], t: Thresholds
+) -> tuple[float, float, bool]:
+    """(|W_l| ratio, |W_m| ratio, whether the pair linearizes; see :class:`Thresholds`)."""
+    w_ratio, bias_kept = [], True
+    out_now = out_start = 0.0
+    for i in pair:
+        sl = net.neuron_slice(layer, i)
+        w_ratio.append(_ratio(theta, start, slice(sl.start, sl.stop - 1)))
+        bias_kept &= abs(float(theta[sl.stop - 1])) * t.change >= abs(float(start[sl.stop - 1]))
+        o = net.output_index(layer, i)
+        out_now, out_start = out_now + float(theta[o].norm()), out_start + float(start[o].norm())
+    shrunk = max(w_ratio)
+    product = out_now / max(out_start, TINY) * shrunk
+    flag = shrunk < t.linearization and bias_kept and 1.0 / t.change <= product <= t.change
+    return w_ratio[0], w_ratio[1], flag
+
+
+def _explained(kind: str, direction: str, raised: Mapping[str, bool]) -> bool:
+    return any(
+        raised[flag] and any(k == kind and d in (direction, "any") for k, d in rules)
+        for flag, rules in EXPLAINS.items()
+    )
+
+
+def _unexplained(
+    changes: list[GroupChange], raised: Mapping[str, bool], t: Thresholds
+) -> list[str]:
+    """Names of the groups that changed by more than ``t.change`` with no flag to explain it."""
+    names = []
+    for c in changes:
+        moves = [d for d, factor in (("grew", c.growth), ("shrank", c.shrink)) if factor > t.change]
+        if any(not _explained(c.group.kind, d, raised) for d in moves):
+            names.append(c.group.name)
+    return names
 
 
 def step_diagnostics(
@@ -100,36 +350,51 @@ def step_diagnostics(
     pair: tuple[int, int],
     thresholds: Thresholds = Thresholds(),
 ) -> StepDiagnostics:
-    """Norm ratios against ``start`` and the three escape flags for one point of a path."""
-    out: dict[str, float | int | bool] = {}
-    in_ratios = []
-    for name, i in zip(("l", "m"), pair):
-        sl, oi = net.neuron_slice(layer, i), net.output_index(layer, i)
-        r_in = float(theta[sl].norm() / start[sl].norm().clamp_min(1e-300))
-        r_out = float(theta[oi].norm() / start[oi].norm().clamp_min(1e-300))
-        out[f"in_norm_{name}"] = r_in
-        out[f"out_norm_{name}"] = r_out
-        in_ratios.append(r_in)
-    o_l, o_m = net.output_index(layer, pair[0]), net.output_index(layer, pair[1])
-    spread0 = max(float(start[o_l].norm()), float(start[o_m].norm()), 1e-300)
-    out["out_spread"] = float((theta[o_l] - theta[o_m]).norm()) / spread0
-    other, k, i = largest_other_neuron(net, theta, layer, pair)
-    other0, _, _ = largest_other_neuron(net, start, layer, pair)
-    out["max_weight"] = float(theta.abs().max())
-    out["other_max_weight"] = other
-    out["other_growth"] = other / max(other0, 1e-300) if i >= 0 else 1.0
-    out["other_layer"], out["other_neuron"] = k, i
-    shrunk = min(in_ratios) < thresholds.rescaling
-    out["flag_rescaling"] = shrunk
-    out["flag_channel"] = out["out_spread"] > thresholds.channel and not shrunk
-    out["flag_elsewhere"] = out["other_growth"] > thresholds.elsewhere
-    return StepDiagnostics(**out)
+    """Sizes against ``start`` and the escape flags for one point of a path.
+
+    Args:
+        net: the network.
+        theta: the point (a flat parameter vector of ``net``).
+        start: the start of the path (after any gauge), same length.
+        layer: the pair's hidden layer k.
+        pair: the merged neurons (l, m).
+        thresholds: when the flags rise.
+
+    Returns:
+        The point's :class:`StepDiagnostics`.
+    """
+    t = thresholds
+    first = _first_release(net, theta, start, layer, pair, t)
+    in_w_l, in_w_m, linear = _linearization(net, theta, start, layer, pair, t)
+    changes = group_changes(net, theta, start, layer, pair, t)
+    raised = {f: first[f] for f in ("flag_channel", "flag_rescaling", "flag_elsewhere")}
+    raised["flag_linearization"] = linear
+    unexplained = _unexplained(changes, raised, t)
+    grow = max(changes, key=lambda c: c.growth)
+    shrink = max(changes, key=lambda c: c.shrink)
+    return StepDiagnostics(
+        **first,
+        in_weight_l=in_w_l,
+        in_weight_m=in_w_m,
+        largest_growth=grow.growth,
+        largest_growth_group=grow.group.name,
+        largest_shrink=shrink.shrink,
+        largest_shrink_group=shrink.group.name,
+        unexplained=";".join(unexplained),
+        flag_linearization=linear,
+        flag_unclassified=bool(unexplained),
+    )
 
 
-FLAGS = ("flag_channel", "flag_rescaling", "flag_elsewhere")
+def any_flags(diagnostics: Iterable[StepDiagnostics | Mapping[str, Any]]) -> dict[str, bool]:
+    """Whether each flag of :data:`FLAGS` rose anywhere on a path.
 
-
-def any_flags(diagnostics: Iterable[StepDiagnostics]) -> dict[str, bool]:
-    """Whether each flag rose anywhere on a path."""
-    rows = [d.flags for d in diagnostics]
-    return {f: any(r[f] for r in rows) for f in FLAGS}
+    Accepts :class:`StepDiagnostics` or flat rows (a flag absent from a row counts as not
+    raised).
+    """
+    out = dict.fromkeys(FLAGS, False)
+    for d in diagnostics:
+        flags = d.flags if isinstance(d, StepDiagnostics) else d
+        for f in FLAGS:
+            out[f] = out[f] or bool(flags.get(f, False))
+    return out

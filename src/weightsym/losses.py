@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from weightsym.model import MLP
-from weightsym.validation import check_finite
+from weightsym.validation import check_dtype, check_finite
 
 KINDS = ("mse", "nmse", "nll")
 _CHUNK_ELEMS = 2**22  # samples per Hessian chunk: T_chunk * max_k(n_k * P_<k) stays below this
@@ -47,7 +47,7 @@ class Loss:
         if T == 0:
             raise ValueError("X must hold at least one sample; got T = 0")
         if kind == "nll":
-            if Y.dim() != 1 or Y.shape[0] != T or Y.is_floating_point():
+            if Y.dim() != 1 or Y.shape[0] != T or Y.is_floating_point() or Y.is_complex():
                 raise ValueError(
                     f"Y must be integer labels of shape ({T},) for nll; got "
                     f"{tuple(Y.shape)} {Y.dtype}"
@@ -60,8 +60,8 @@ class Loss:
                 raise ValueError(
                     f"Y must have shape ({T}, {n_out}) for {kind}; got {tuple(Y.shape)}"
                 )
+            check_dtype("Y", Y)
             check_finite("Y", Y)
-            Y = Y.to(X.dtype)
         self.net, self.X, self.Y, self.kind = net, X, Y, kind
         self.T = T
         self._indices: dict[int, tuple[Tensor, Tensor, Tensor]] = {}

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from weightsym import activations as acts
-from weightsym.validation import check_finite, check_vector
+from weightsym.validation import check_dtype, check_finite, check_vector
 
 DTYPE = torch.float64
 
@@ -100,7 +100,9 @@ class MLP:
         return neuron
 
     def check_theta(self, theta: Tensor, name: str = "theta") -> Tensor:
-        return check_vector(theta, self.num_params, name)
+        """A finite float64 vector of length :attr:`num_params`, else a clear error."""
+        check_vector(theta, self.num_params, name)
+        return check_dtype(name, theta)
 
     # -- views --------------------------------------------------------------------------------
     def block(self, theta: Tensor, k: int) -> Tensor:
@@ -145,8 +147,18 @@ class MLP:
 
     # -- initialisation and forward -------------------------------------------------------------
     def init(self, seed: int = 0, scale: float = 1.0) -> Tensor:
-        """Random theta: weights N(0, scale^2 / n_{k-1}), biases N(0, scale^2 / n_{k-1})."""
-        gen = torch.Generator().manual_seed(int(seed))
+        """Random theta: weights N(0, scale^2 / n_{k-1}), biases N(0, scale^2 / n_{k-1}).
+
+        Raises:
+            TypeError, ValueError: ``seed`` not an int >= 0, ``scale`` not finite and >= 0.
+        """
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise TypeError(f"seed must be an int >= 0; got {seed!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise TypeError(f"scale must be a real number; got {type(scale).__name__}")
+        if not 0.0 <= scale < float("inf"):
+            raise ValueError(f"scale must be finite and >= 0; got {scale!r}")
+        gen = torch.Generator().manual_seed(seed)
         theta = torch.empty(self.num_params, dtype=DTYPE)
         for k in range(1, self.depth + 1):
             r, c = self.shapes[k - 1]
@@ -162,6 +174,7 @@ class MLP:
             raise ValueError(
                 f"{name} must have shape (T, {self.widths[0]}) for {self}; got {tuple(X.shape)}"
             )
+        check_dtype(name, X)
         check_finite(name, X)
         return X
 

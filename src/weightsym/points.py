@@ -96,6 +96,13 @@ def permutation_point(
 
     The copy is appended as the last neuron of the layer (index n, for a small layer of width
     n); both copies get vartheta_neuron and w_neuron / 2. Returns (net, theta, (neuron, n)).
+
+    Example:
+        >>> from weightsym.model import MLP
+        >>> small = MLP([2, 4, 1], "tanh")
+        >>> net, theta, pair = permutation_point(small, small.init(seed=1), layer=1, neuron=0)
+        >>> net.widths, pair
+        ([2, 5, 1], (0, 4))
     """
     check_net_theta(net_small, theta_small, "theta_small")
     net_small.check_hidden_layer(layer)

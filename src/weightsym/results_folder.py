@@ -53,7 +53,7 @@ class FolderInUseError(ResultsFolderError):
     """Another process (or thread) holds the results folder's lock."""
 
 
-def folder_argument(path: object, name: str = "path") -> Path:
+def folder_argument(path: object, name: str = "results folder") -> Path:
     """``path`` as a :class:`~pathlib.Path`, refusing an empty string (which would silently
     mean the current folder) and anything that is not a str or path."""
     if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):

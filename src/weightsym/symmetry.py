@@ -161,7 +161,18 @@ def transposition(n: int, l: int, m: int) -> tuple[int, ...]:
 
 
 def swap(net: MLP, theta: Tensor, layer: int, l: int, m: int) -> Tensor:
-    """sigma^(k)_{l<->m}(theta) (Def. 3): exchange neurons ``l`` and ``m`` of layer ``layer``."""
+    """sigma^(k)_{l<->m}(theta) (Def. 3): exchange neurons ``l`` and ``m`` of layer ``layer``.
+
+    Rows l and m of [W^(k) | b^(k)] and columns l and m of W^(k+1) trade places; f is unchanged.
+
+    Example:
+        >>> import torch
+        >>> from weightsym.model import MLP
+        >>> net = MLP([2, 3, 1], "tanh"); theta = net.init(seed=0)
+        >>> X = torch.randn(5, 2, dtype=torch.float64)
+        >>> torch.allclose(net.forward(swap(net, theta, 1, 0, 2), X), net.forward(theta, X))
+        True
+    """
     check_net_theta(net, theta)
     check_pair(net, layer, l, m)
     return reindex_layer(net, theta, layer, transposition(net.widths[layer], l, m))

@@ -56,3 +56,15 @@ def check_vector(x: Tensor, length: int, name: str = "theta") -> Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor; got {x.dtype}")
     return check_finite(name, x)
+
+
+def check_dtype(name: str, x: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    """Raise TypeError unless ``x`` has ``dtype`` (float64: the package computes in it and
+    converts nothing silently); the message says how to convert."""
+    if x.dtype != dtype:
+        kind = "complex numbers are not supported" if x.is_complex() else f"got {x.dtype}"
+        raise TypeError(
+            f"{name} must be a {dtype} tensor ({kind}); convert real data with "
+            f"{name}.to(torch.float64)"
+        )
+    return x

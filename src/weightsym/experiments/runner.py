@@ -264,8 +264,9 @@ def _client(address: str | None, n: int, timeout: float, progress: bool) -> Iter
             _say(f"dask: scheduler {address}", progress)
             yield client
         return
-    board = "127.0.0.1:0" if importlib.util.find_spec("bokeh") is not None else None
-    with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=board) as cluster:
+    local = "127.0.0.1:0"  # loopback, a free port (the HTTP server runs without bokeh too)
+    with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=local) as cluster:
+        board = importlib.util.find_spec("bokeh") is not None
         link = cluster.dashboard_link if board else "off (install bokeh to have one)"
         _say(f"dask: {n} local worker processes; dashboard {link}", progress)
         with Client(cluster, set_as_default=False) as client:

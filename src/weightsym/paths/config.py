@@ -86,6 +86,11 @@ class PathConfig:
 
         Raises:
             ValueError: for an unknown preset name.
+
+        Example:
+            >>> cfg = PathConfig.preset("joint", layer=1, pair=(0, 1), steps=50)
+            >>> cfg.distance, cfg.steps, cfg.ratio
+            ('joint', 50, 0.0001)
         """
         if name not in PRESETS:
             raise ValueError(f"unknown path preset {name!r}; expected one of {tuple(PRESETS)}")

@@ -187,7 +187,17 @@ def saddle_at(loss: Loss, theta: Tensor, steps: int) -> RitzBound | None:
 
 
 def run_path(job: PathJob) -> PathResult:
-    """Compute (or reuse) one path; the result is also written to ``<folder>/mnist.json``."""
+    """Compute (or reuse) one path; the result is also written to ``<folder>/mnist.json``.
+
+    Args:
+        job: the path: teacher (H, seed), variant and the sweep's settings and folder.
+
+    Returns:
+        The path's :class:`MnistRow` and one :class:`MnistStep` per point.
+
+    Raises:
+        ValueError: the stored teacher was trained with other settings.
+    """
     done = stored_result(job)
     if done is not None:
         return done

@@ -46,7 +46,15 @@ def mnist_problem(teacher: Teacher, X: Tensor, y: Tensor, kind: str) -> Loss:
 
 
 def accuracy_curve(net: MLP, thetas: Tensor, X: Tensor, y: Tensor) -> list[float]:
-    """Training accuracy at every point of a path (Fig. 3 B); ``thetas`` is (N, P)."""
+    """Training accuracy at every point of a path (Fig. 3 B).
+
+    Args:
+        net: the student's network; thetas: (N, P) points of the path.
+        X: (T, 784) digits; y: (T,) labels.
+
+    Returns:
+        The N accuracies (:func:`~weightsym.experiments.mnist.teachers.accuracy`).
+    """
     return [accuracy(net, th, X, y) for th in thetas]
 
 
@@ -56,6 +64,13 @@ def rises_monotonically(losses: Sequence[float], rtol: float = MONOTONE_RTOL) ->
     The largest fall is max(0, max_j (L_j - L_{j+1})); the path is monotone when it is at most
     rtol max(0, max_j L_j). Claim 1 of Fig. 3 A: "the loss increases monotonically along our
     constructed paths from a global minimum until the permutation point".
+
+    Args:
+        losses: the loss along the path, in order.
+        rtol: the tolerated fall, relative to the highest loss.
+
+    Returns:
+        (monotone, largest fall).
     """
     top = max(max(losses), 0.0)
     fall = max((a - b for a, b in zip(losses, losses[1:])), default=0.0)

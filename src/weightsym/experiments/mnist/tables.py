@@ -180,6 +180,12 @@ def claims(rows: Sequence[MnistRow], table: Sequence[TableRow]) -> dict[str, Cla
     Claim 1 is confirmed when more than half of the paths are monotone and more than half peak
     at the permutation point; claim 2 when the mean barrier falls strictly from each width to
     the next; claim 3 when every drop is at most :data:`SMALL_ACCURACY_DROP`.
+
+    Args:
+        rows: one :class:`MnistRow` per path; table: their :func:`aggregate`.
+
+    Returns:
+        The :class:`Claims` by variant.
     """
     out = {}
     for variant in dict.fromkeys(r.variant for r in table):
@@ -224,6 +230,13 @@ def write_tables(
     """steps.csv, summary.csv, table.csv and summary.json from the per-path results.
 
     The paths are put in table order (H, seed, variant as configured) whatever order they ran.
+
+    Args:
+        cfg: the sweep's settings; out: the results folder.
+        teachers: one summary per teacher; results: one :class:`PathResult` per path.
+
+    Returns:
+        The :class:`MnistSummary` written to ``summary.json``.
     """
     order = {job: i for i, job in enumerate(cfg.natural_jobs())}
     results = sorted(results, key=lambda r: order[(r.row.H, r.row.seed, r.row.variant)])

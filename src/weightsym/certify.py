@@ -1,0 +1,344 @@
+"""Certificates for permutation paths: per-step excess estimates and per-path reruns.
+
+A recorded path step is only as good as the point its solver stopped at (docs/theory.md
+sections 4 and 6). Two checks say how good:
+
+* :func:`excess_estimate`: the Newton decrement g' H^+ g / 2 at a step's end, an estimate of the
+  loss still to be gained by converging (exact for a quadratic), computed in the tangent space of
+  the chart's direction variable (see :func:`chart_null_directions`); where the tangent Hessian
+  has negative curvature the point is no minimum and the estimate is a lower bound;
+* :func:`certify_path`: the path recomputed with twice the per-step budget and with other
+  rounding; its barrier, the barrier's position and the loss at the permutation point must agree
+  to a stated tolerance, else they are results of where the solver stopped, not of the landscape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from weightsym.constraints import ConstrainedLoss, PairConstraint, ScaledObjective
+from weightsym.losses import Loss
+from weightsym.paths import PermutationPath, find_path
+
+RCOND = 1e-10
+"""Tangent-Hessian eigenvalues with |lambda| <= RCOND * max |lambda| count as zero: they enter
+neither the pseudo-inverse nor the negative-curvature count."""
+RTOL = 1e-2  # certify_path: relative agreement of the barrier and the permutation-point loss
+T_ATOL = 1e-2  # certify_path: barrier positions this close in t count as the same
+ROUNDING_SEED = 0  # certify_path: seed of the sample permutation of the rounding rerun
+
+
+# -- the excess estimate --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExcessEstimate:
+    """The Newton decrement of one point and what it rests on.
+
+    Attributes:
+        excess: g_T' H_T^+ g_T / 2 over the tangent space (the loss a Newton step would gain on
+            the quadratic model); with negative curvature, the same sum over the positive
+            eigenvalues only: a lower bound of the model's possible decrease.
+        lower_bound: negative curvature was met (``excess`` is a lower bound; no minimum).
+        negative: number of tangent-Hessian eigenvalues below -RCOND * max |lambda|.
+        min_curvature, max_curvature: smallest eigenvalue and largest |eigenvalue|.
+        grad_inf: max |g_T| (the gradient in the tangent space).
+        flat_grad: |g_T| on the eigenvalues counted as zero (where the quadratic model is flat
+            and says nothing; a walk along a channel shows here).
+        projected: number of chart directions projected out.
+    """
+
+    excess: float
+    lower_bound: bool
+    negative: int
+    min_curvature: float
+    max_curvature: float
+    grad_inf: float
+    flat_grad: float
+    projected: int
+
+    @property
+    def is_minimum(self) -> bool:
+        """No negative curvature was met in the tangent space."""
+        return not self.lower_bound
+
+
+def chart_null_directions(con: PairConstraint, phi: Tensor) -> Tensor:
+    """Orthonormal chart directions along which theta(phi; d) does not move, (n, r).
+
+    The chart (docs/theory.md section 4) sets v_m = z_l + d u / |u|, so theta is constant along
+    the radial direction of u, the last ``con.c`` entries of phi: the loss has zero curvature
+    there but, wherever its gradient in u is nonzero, nonzero cross terms
+    (H (0, 0, u) = -(0, 0, g_u)), which makes the chart's Hessian indefinite. With the gauge,
+    v_l = z_l / |z_l| and only the part of u orthogonal to v_l counts, with its length: the
+    radial direction of z_l, v_l in the u block and the radial direction of that part.
+    """
+    n, c = con.n_rest, con.c
+    z_l, u = phi[n : n + c], phi[n + c :]
+    blocks: list[tuple[int, Tensor]] = []
+    if con.gauge:
+        v_l = z_l / z_l.norm()
+        p = u - (u @ v_l) * v_l
+        blocks = [(n, v_l), (n + c, v_l), (n + c, p)]
+    else:
+        blocks = [(n + c, u)]
+    V = torch.zeros(con.num_params, len(blocks), dtype=phi.dtype)
+    for j, (at, vec) in enumerate(blocks):
+        V[at : at + c, j] = vec
+    return torch.linalg.qr(V).Q
+
+
+def excess_estimate(objective: Any, x: Tensor) -> ExcessEstimate:
+    """The Newton decrement g' H^+ g / 2 at ``x``, in the tangent space of the chart.
+
+    For a quadratic f with positive definite Hessian it equals f(x) - min f. On a
+    :class:`~weightsym.constraints.ConstrainedLoss` (or a
+    :class:`~weightsym.constraints.ScaledObjective` of one, evaluated at the same point in phi)
+    the directions of :func:`chart_null_directions` are projected out first: with B an
+    orthonormal basis of their complement, g_T = B' g and H_T = B' H B. Eigenvalues of H_T with
+    |lambda| <= RCOND max |lambda| are dropped (pseudo-inverse); negative ones make the result a
+    lower bound (``lower_bound``). Any other objective is taken as it is.
+
+    Args:
+        objective: anything with ``value_grad_hessian(x) -> (value, gradient, Hessian)``.
+        x: the point, a 1-D float tensor of length ``objective.num_params``.
+
+    Returns:
+        The :class:`ExcessEstimate`.
+
+    Raises:
+        TypeError: ``objective`` has no ``value_grad_hessian`` or ``x`` is not a float tensor.
+        ValueError: ``x`` has the wrong shape or is not finite.
+    """
+    if isinstance(objective, ScaledObjective):
+        objective, x = objective.obj, objective.to_phi(x)
+    if not callable(getattr(objective, "value_grad_hessian", None)):
+        raise TypeError(
+            f"objective must have value_grad_hessian(x); got {type(objective).__name__}"
+        )
+    _check_point(x, int(objective.num_params))
+    _, g, H = objective.value_grad_hessian(x)
+    projected = 0
+    if isinstance(objective, ConstrainedLoss):
+        V = chart_null_directions(objective.con, x)
+        projected = V.shape[1]
+        B = torch.linalg.qr(V, mode="complete").Q[:, projected:]
+        g, H = B.T @ g, B.T @ H @ B
+    lam, U = torch.linalg.eigh(0.5 * (H + H.T))
+    top = float(lam.abs().max()) if lam.numel() else 0.0
+    cut = RCOND * top
+    c = U.T @ g
+    pos, neg = lam > cut, lam < -cut
+    flat = ~(pos | neg)
+    return ExcessEstimate(
+        excess=float(0.5 * (c[pos] ** 2 / lam[pos]).sum()),
+        lower_bound=bool(neg.any()),
+        negative=int(neg.sum()),
+        min_curvature=float(lam.min()) if lam.numel() else 0.0,
+        max_curvature=top,
+        grad_inf=float(g.abs().max()) if g.numel() else 0.0,
+        flat_grad=float(c[flat].norm()),
+        projected=projected,
+    )
+
+
+def _check_point(x: Any, n: int) -> None:
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point torch.Tensor; got {type(x).__name__}")
+    if x.dim() != 1 or x.shape[0] != n:
+        raise ValueError(f"x must be a 1-D tensor of length {n}; got shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite; it holds NaN or inf")
+
+
+# -- the path certificate -------------------------------------------------------------------
+
+RUNS = ("as given", "double budget", "other rounding")
+
+
+@dataclass(frozen=True)
+class RunValues:
+    """What one run of the path gave (``label`` one of :data:`RUNS`)."""
+
+    label: str
+    barrier_loss: float
+    barrier_t: float
+    barrier_index: int
+    permutation_point_loss: float
+    not_converged: int
+    wall_time: float
+
+
+@dataclass(frozen=True)
+class PathCertificate:
+    """The three runs of :func:`certify_path` and the verdict.
+
+    Attributes:
+        runs: one :class:`RunValues` per run of :data:`RUNS`.
+        rtol, t_atol: the tolerances applied.
+        barrier_loss, permutation_point_loss: the largest relative difference between two runs,
+            |a - b| / max(|a|, |b|).
+        barrier_t: the largest |t_a - t_b| between two runs' barrier positions.
+        position_agrees: every two runs put the barrier at the same step, within ``t_atol`` in
+            t, or each on a point the other's loss also has within ``rtol`` of its barrier (a
+            plateau, such as the constant-loss output-weight shift).
+        certified: all three quantities agree; ``reason`` says which did not, or why it holds.
+    """
+
+    runs: tuple[RunValues, ...]
+    rtol: float
+    t_atol: float
+    barrier_loss: float
+    barrier_t: float
+    permutation_point_loss: float
+    position_agrees: bool
+    certified: bool
+    reason: str
+
+
+def certify_path(
+    loss: Loss,
+    theta: Tensor,
+    *,
+    rtol: float = RTOL,
+    t_atol: float = T_ATOL,
+    threads: int | None = None,
+    **path_kwargs: Any,
+) -> PathCertificate:
+    """Compute the path three times and certify it when the numbers do not move.
+
+    Runs :func:`weightsym.find_path` (``loss, theta, **path_kwargs``) as given; with twice the
+    per-step budget (``max_iter``, or the solver's default budget, doubled; ``patience``
+    doubled where set); and with other rounding: the same problem with the samples in a seeded
+    random order (which changes only the rounding of the mean over samples) and another torch
+    thread count. The path is certified when its barrier, the barrier's position and the loss at
+    the permutation point agree between every two runs (see :class:`PathCertificate`).
+
+    Args:
+        loss: the objective, a :class:`weightsym.Loss`.
+        theta: theta*, the minimum the path starts from.
+        rtol: relative tolerance of the barrier and the permutation-point loss.
+        t_atol: tolerance of the barrier position in t.
+        threads: torch threads of the rounding rerun (default: 2 if the current count is 1,
+            else 1).
+        **path_kwargs: the settings of :func:`weightsym.find_path` (a ``config`` or its fields;
+            ``out`` and ``progress`` apply to the first run only).
+
+    Returns:
+        The :class:`PathCertificate`.
+
+    Raises:
+        TypeError: ``loss`` is not a :class:`weightsym.Loss`, or a bad path setting.
+        ValueError: a tolerance that is not positive, or a bad path setting.
+    """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss must be a weightsym.Loss; got {type(loss).__name__}")
+    for name, value in (("rtol", rtol), ("t_atol", t_atol)):
+        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise ValueError(f"{name} must be a positive number; got {value!r}")
+    first, wall = _timed(find_path, loss, theta, **path_kwargs)
+    cfg = first.config
+    budget = cfg.max_iter if cfg.max_iter is not None else cfg.solver_options()["max_iter"]
+    doubled = cfg.replace(
+        max_iter=2 * budget, patience=None if cfg.patience is None else 2 * cfg.patience
+    )
+    second, wall2 = _timed(find_path, loss, theta, doubled)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or (2 if before == 1 else 1))
+    try:
+        third, wall3 = _timed(find_path, _reordered(loss), theta, cfg)
+    finally:
+        torch.set_num_threads(before)
+    runs = (_values(RUNS[0], first, wall), _values(RUNS[1], second, wall2))
+    runs += (_values(RUNS[2], third, wall3),)
+    return _verdict(runs, (first, second, third), rtol, t_atol)
+
+
+def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[PermutationPath, float]:
+    t0 = time.perf_counter()
+    path = fn(*args, **kwargs)
+    return path, time.perf_counter() - t0
+
+
+def _reordered(loss: Loss) -> Loss:
+    """The same loss with its samples in a seeded random order."""
+    gen = torch.Generator().manual_seed(ROUNDING_SEED)
+    order = torch.randperm(loss.T, generator=gen)
+    return Loss(loss.net, loss.X[order], loss.Y[order], kind=loss.kind)
+
+
+def _values(label: str, path: PermutationPath, wall: float) -> RunValues:
+    b = path.barrier
+    return RunValues(
+        label=label,
+        barrier_loss=float(b.loss),
+        barrier_t=float(b.t),
+        barrier_index=int(b.index),
+        permutation_point_loss=float(path.permutation_point_loss),
+        not_converged=int((~path.converged[: path.num_solved]).sum()),
+        wall_time=wall,
+    )
+
+
+def _rel(a: float, b: float) -> float:
+    scale = max(abs(a), abs(b))
+    return abs(a - b) / scale if scale > 0 else 0.0
+
+
+def _same_place(
+    a: RunValues, b: RunValues, pa: PermutationPath, pb: PermutationPath, rtol: float, t_atol: float
+) -> bool:
+    if a.barrier_index == b.barrier_index or abs(a.barrier_t - b.barrier_t) <= t_atol:
+        return True
+    if len(pa.loss) != len(pb.loss):
+        return False
+    high_a = float(pa.loss[b.barrier_index]) >= a.barrier_loss * (1 - rtol)
+    return high_a and float(pb.loss[a.barrier_index]) >= b.barrier_loss * (1 - rtol)
+
+
+def _verdict(
+    runs: tuple[RunValues, ...],
+    paths: Sequence[PermutationPath],
+    rtol: float,
+    t_atol: float,
+) -> PathCertificate:
+    pairs = [(i, j) for i in range(len(runs)) for j in range(i + 1, len(runs))]
+    diff = {
+        q: max(_rel(getattr(runs[i], q), getattr(runs[j], q)) for i, j in pairs)
+        for q in ("barrier_loss", "permutation_point_loss")
+    }
+    dt = max(abs(runs[i].barrier_t - runs[j].barrier_t) for i, j in pairs)
+    agrees = all(_same_place(runs[i], runs[j], paths[i], paths[j], rtol, t_atol) for i, j in pairs)
+    problems = [
+        f"{q} differs by {diff[q]:.3g} relative (> rtol {rtol:g})" for q in diff if diff[q] > rtol
+    ]
+    if not agrees:
+        problems.append(
+            f"barrier_t differs by {dt:.3g} (> t_atol {t_atol:g}, at different steps and no "
+            "plateau)"
+        )
+    if problems:
+        worst = ", ".join(f"{r.label}: {r.barrier_loss:.6g} at t={r.barrier_t:.4g}" for r in runs)
+        reason = "not certified: " + "; ".join(problems) + f" (barriers {worst})"
+    else:
+        reason = (
+            f"certified: barrier, its position and the permutation-point loss agree in "
+            f"{', '.join(RUNS)} (rtol {rtol:g}, t_atol {t_atol:g})"
+        )
+    return PathCertificate(
+        runs=runs,
+        rtol=rtol,
+        t_atol=t_atol,
+        barrier_loss=diff["barrier_loss"],
+        barrier_t=dt,
+        permutation_point_loss=diff["permutation_point_loss"],
+        position_agrees=agrees,
+        certified=not problems,
+        reason=reason,
+    )
