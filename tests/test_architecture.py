@@ -31,6 +31,7 @@ RANKS = {
     "counting": 2,
     "userdata": 3,
     "data": 3,
+    "download": 3,
     "points": 3,
     "equal_loss_path": 3,
     "curvature": 3,

@@ -1,6 +1,6 @@
 """Tests for weightsym.data: Gaussian inputs, IDX reader, embedded and downloaded MNIST.
 
-No test uses a network: downloads go through a monkeypatched ``weightsym.data._fetch``.
+No test uses a network: downloads go through a monkeypatched ``weightsym.download._fetch``.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ import numpy as np
 import pytest
 import torch
 
-from weightsym import data
+from weightsym import data, download
 from weightsym.data import (
     DataError,
-    default_cache_dir,
-    download_mnist,
     gaussian_inputs,
     load_mnist,
     load_mnist_embedded,
     load_mnist_idx,
     read_idx,
 )
+from weightsym.download import default_cache_dir, download_mnist
 from weightsym.validation import check_finite
 
 NAMES = {
@@ -309,8 +308,8 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 
 def test_known_checksums_table() -> None:
-    assert set(data.MNIST_SHA256) == {name + ".gz" for name in NAMES.values()}
-    assert all(len(h) == 64 and int(h, 16) >= 0 for h in data.MNIST_SHA256.values())
+    assert set(download.MNIST_SHA256) == {name + ".gz" for name in NAMES.values()}
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in download.MNIST_SHA256.values())
 
 
 def test_download_checksum_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,7 +319,7 @@ def test_download_checksum_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         urls.append(url)
         return b"definitely not MNIST"
 
-    monkeypatch.setattr(data, "_fetch", fake_fetch)
+    monkeypatch.setattr(download, "_fetch", fake_fetch)
     with pytest.raises(DataError, match="train-images-idx3-ubyte.gz.*SHA-256") as info:
         download_mnist(tmp_path, mirrors=["https://a.example/", "https://b.example"])
     assert "https://a.example/train-images-idx3-ubyte.gz" in str(info.value)
@@ -340,7 +339,7 @@ def serve_fake_mnist(monkeypatch: pytest.MonkeyPatch, n: int = 20) -> dict[str, 
         files[NAMES[split, "images"] + ".gz"] = gzip.compress(idx_bytes(images))
         files[NAMES[split, "labels"] + ".gz"] = gzip.compress(idx_bytes(labels))
     monkeypatch.setattr(
-        data, "MNIST_SHA256", {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
+        download, "MNIST_SHA256", {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
     )
     return files
 
@@ -355,7 +354,7 @@ def test_download_caches_and_falls_back(tmp_path: Path, monkeypatch: pytest.Monk
             raise urllib.error.URLError("no route to host")
         return files[url.rsplit("/", 1)[1]]
 
-    monkeypatch.setattr(data, "_fetch", fake_fetch)
+    monkeypatch.setattr(download, "_fetch", fake_fetch)
     mirrors = ["https://down.example/mnist/", "https://up.example/mnist/"]
     assert download_mnist(tmp_path, mirrors=mirrors) == tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)
@@ -376,7 +375,7 @@ def test_download_caches_and_falls_back(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_load_mnist_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = serve_fake_mnist(monkeypatch, n=30)
-    monkeypatch.setattr(data, "_fetch", lambda url, timeout: files[url.rsplit("/", 1)[1]])
+    monkeypatch.setattr(download, "_fetch", lambda url, timeout: files[url.rsplit("/", 1)[1]])
     monkeypatch.setenv("WEIGHTSYM_CACHE", str(tmp_path))
     X, y = load_mnist("download", split="test", limit=20)
     assert X.shape == (20, 784) and X.dtype == torch.float64

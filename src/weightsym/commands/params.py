@@ -8,6 +8,7 @@ restated in a command.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -201,3 +202,32 @@ def format_table(
 def yes(flag: Any) -> str:
     """'yes' for a true flag, '-' otherwise (table cells)."""
     return "yes" if flag else "-"
+
+
+class OutFolder(click.ParamType):
+    """A results folder: a non-empty path (``--out ""`` would silently mean the current
+    directory)."""
+
+    name = "folder"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path):
+            return value
+        if not str(value).strip():
+            self.fail("expected a folder name; got an empty string", param, ctx)
+        return Path(value)
+
+
+def out_option(default: str) -> Callable[[Callable], Callable]:
+    """``--out`` (a results folder; resumed when it holds our marker)."""
+    return click.option(
+        "--out", type=OutFolder(), default=default, show_default=True,
+        help="Results folder (resumed if it is one of ours; a foreign non-empty folder is "
+        "refused).",
+    )  # fmt: skip
+
+
+class CommandError(click.ClickException):
+    """A run that could not be done (a folder in use, a full disk ...): one line, exit code 2."""
+
+    exit_code = 2

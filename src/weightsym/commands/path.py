@@ -6,9 +6,15 @@ from pathlib import Path
 
 import click
 
-from weightsym.commands.params import PairList, path_config, path_options
+from weightsym.commands.params import (
+    CommandError,
+    PairList,
+    out_option,
+    path_config,
+    path_options,
+)
 from weightsym.constraints import DISTANCES
-from weightsym.io import CorruptFileError
+from weightsym.io import CorruptFileError, ResultsFolderError
 from weightsym.losses import KINDS, Loss
 from weightsym.paths import PathConfig, find_path
 from weightsym.userdata import load_data, load_network
@@ -43,13 +49,7 @@ DEFAULTS = PathConfig()
     help="Unit-sphere gauge (positively homogeneous activations only).",
 )
 @path_options(DEFAULTS)
-@click.option(
-    "--out",
-    type=click.Path(),
-    default="results/path",
-    show_default=True,
-    help="Results folder: new, empty, or one weightsym wrote (an empty name is refused).",
-)
+@out_option("results/path")
 @click.option(
     "--trust-pickle",
     is_flag=True,
@@ -78,6 +78,8 @@ def cmd(model, data, layer, pair, kind, distance, gauge, out, trust_pickle, **op
             layer=layer, pair=pair[0] if pair else None, distance=distance, gauge=gauge
         )
         path = find_path(loss, theta, path_config(base, options), out=out, progress=True)
+    except ResultsFolderError as exc:
+        raise CommandError(str(exc)) from exc
     except (ValueError, TypeError, FileNotFoundError, CorruptFileError) as exc:
         raise click.UsageError(str(exc)) from exc
     s = path.summary()

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from weightsym.activations import NAMES
 from weightsym.commands.params import (
+    CommandError,
     NameList,
     PairList,
     format_table,
+    out_option,
     path_config,
     path_options,
     progress_option,
@@ -18,6 +18,7 @@ from weightsym.commands.params import (
     yes,
 )
 from weightsym.experiments.toy import ToyConfig, ToyRow, run_toy
+from weightsym.io import ResultsFolderError
 from weightsym.paths import PRESETS
 from weightsym.plots import toy_figures
 
@@ -25,13 +26,7 @@ DEFAULTS = ToyConfig()
 
 
 @click.command("toy")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("results/toy"),
-    show_default=True,
-    help="Results folder (resumed if it exists).",
-)
+@out_option("results/toy")
 @click.option(
     "--activations",
     type=NameList(NAMES),
@@ -73,9 +68,11 @@ def cmd(out, activations, variants, pairs, samples, seed, workers, progress, **p
     )
     try:
         rows = run_toy(cfg, out, progress=progress)
+        figures = toy_figures(out)
+    except ResultsFolderError as exc:
+        raise CommandError(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    figures = toy_figures(out)
     click.echo(table(rows))
     click.echo(f"\nwrote {out / 'summary.csv'} and {len(figures)} figures:")
     for f in figures:

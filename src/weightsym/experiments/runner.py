@@ -6,8 +6,7 @@ them to a Dask scheduler, a ``LocalCluster`` started for the sweep or a running 
 address, and returns their results by key. It changes no numbers: each task runs with
 ``threads_per_task`` torch threads (one by default), as in a serial run. The runner keeps no
 state: a task that must survive a lost worker or a killed driver writes its own folder (named
-by its key) with per-step checkpoints and resumes from them when it runs again. How it works,
-and recipes for clusters: docs/sweeps.md.
+by its key) with per-step checkpoints and resumes from them. Recipes: docs/sweeps.md.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import pickle
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -104,11 +102,10 @@ class Task:
     count: Callable[[], int] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        key_ok = isinstance(self.key, str) and self.key
-        _require("Task ", (key_ok, "key must be a non-empty str", self.key))
         after_ok = isinstance(self.after, tuple) and all(isinstance(k, str) for k in self.after)
         _require(
             f"task {self.key!r}: ",
+            (isinstance(self.key, str) and self.key, "key must be a non-empty str", self.key),
             (callable(self.fn), "fn must be callable", self.fn),
             (isinstance(self.args, tuple), "args must be a tuple", self.args),
             (after_ok, "after must be a tuple of task keys", self.after),
@@ -120,25 +117,30 @@ class Task:
     def depends(self) -> tuple[str, ...]:
         """Keys of the tasks this one waits for: its :class:`Dep` placeholders, then ``after``."""
         found: list[str] = []
-        _replace_deps(self.args, lambda dep: found.append(dep.key))
+        _map_leaves(self.args, lambda x: found.append(x.key) if isinstance(x, Dep) else None)
         return tuple(dict.fromkeys([*found, *self.after]))
 
 
-def _replace_deps(obj: Any, by: Callable[[Dep], Any]) -> Any:
-    """``obj`` with each :class:`Dep` (also in nested tuples, lists, dict values) -> ``by(dep)``."""
-    if isinstance(obj, Dep):
-        return by(obj)
-    if isinstance(obj, (tuple, list)):
-        return type(obj)(_replace_deps(x, by) for x in obj)
-    if isinstance(obj, dict):
-        return {k: _replace_deps(v, by) for k, v in obj.items()}
-    return obj
+def _map_leaves(obj: Any, by: Callable[[Any], Any]) -> Any:
+    """``obj`` with each leaf ``x`` (in nested tuples, lists and dict values) -> ``by(x)``."""
+    if type(obj) in (tuple, list):
+        return type(obj)(_map_leaves(x, by) for x in obj)
+    if type(obj) is dict:
+        return {k: _map_leaves(v, by) for k, v in obj.items()}
+    return by(obj)
 
 
-def _same_work(a: Task, b: Task) -> bool:
-    with contextlib.suppress(Exception):  # args that cannot be pickled count as different
-        return a.fn is b.fn and a.after == b.after and pickle.dumps(a.args) == pickle.dumps(b.args)
-    return False
+def _canonical(x: Any) -> Any:
+    if not isinstance(x, torch.Tensor):
+        return x
+    raw = x.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    return ("tensor", str(x.dtype), tuple(x.shape), raw)
+
+
+def _work_token(task: Task) -> str:
+    """A token of the work of ``task`` (its function, ``after``, and its arguments, tensors
+    by content): equal for the same work, also in another driver process."""
+    return tokenize(task.fn, _map_leaves(task.args, _canonical), task.after)
 
 
 def plan(tasks: Sequence[Task]) -> list[Task]:
@@ -153,7 +155,7 @@ def plan(tasks: Sequence[Task]) -> list[Task]:
         if not isinstance(task, Task):
             raise InvalidSweepError(f"tasks must be Task records; got {task!r}")
         seen = unique.setdefault(task.key, task)
-        if seen is not task and not _same_work(seen, task):
+        if seen is not task and _work_token(seen) != _work_token(task):
             raise InvalidSweepError(
                 f"task key {task.key!r} names two different tasks; one key (one folder) "
                 "must mean one piece of work"
@@ -234,11 +236,7 @@ def default_workers() -> int:
 def scheduler_address(scheduler: str | None = None) -> str | None:
     """``scheduler``, else ``$DASK_SCHEDULER_ADDRESS`` or Dask's ``scheduler-address``, else
     None (a local cluster)."""
-    if scheduler is None:
-        return os.environ.get(SCHEDULER_ENV) or dask.config.get("scheduler-address", None)
-    ok = isinstance(scheduler, str) and scheduler
-    _require("", (ok, "scheduler must be an address like 'tcp://host:8786'", scheduler))
-    return scheduler
+    return scheduler or os.environ.get(SCHEDULER_ENV) or dask.config.get("scheduler-address", None)
 
 
 def _say(message: str, progress: bool) -> None:
@@ -249,8 +247,7 @@ def _say(message: str, progress: bool) -> None:
 @contextlib.contextmanager
 def _client(address: str | None, n: int, timeout: float, progress: bool) -> Iterator[Client]:
     """A client on the scheduler at ``address``, else on a ``LocalCluster`` of ``n`` processes
-    (one thread each) started here; on leaving, also by an exception or KeyboardInterrupt, the
-    client is closed, and the local cluster with its processes."""
+    (one thread each); closed on leaving (also on an exception), with the local cluster."""
     if address is not None:
         try:
             client = Client(address, timeout=timeout, set_as_default=False)
@@ -312,9 +309,9 @@ def _submit(client: Client, tasks: list[Task], threads: int, retries: int) -> di
     version = weightsym.__version__
     futures: dict[str, Future] = {}
     for task in tasks:
-        args = _replace_deps(task.args, lambda dep: futures[dep.key])
+        args = _map_leaves(task.args, lambda x: futures[x.key] if isinstance(x, Dep) else x)
         after = [futures[k] for k in task.after]
-        token = tokenize(task.fn, task.args, task.after, threads, version)
+        token = tokenize(_work_token(task), threads, version)
         futures[task.key] = client.submit(
             _run_task, task.fn, threads, version, args, after,
             key=f"{task.key}-{token}", retries=retries,
@@ -373,8 +370,10 @@ def run_sweep(
             each failed key and its exception, ``results`` keeps the others' results).
     """
     timeout_ok = isinstance(connect_timeout, (int, float)) and connect_timeout > 0
+    address_ok = scheduler is None or (isinstance(scheduler, str) and scheduler)
     _require(
         "",
+        (address_ok, "scheduler must be an address like 'tcp://host:8786'", scheduler),
         (workers is None or _is_int(workers, 1), "workers must be an int >= 1 or None", workers),
         (_is_int(threads_per_task, 1), "threads_per_task must be an int >= 1", threads_per_task),
         (_is_int(retries, 0), "retries must be an int >= 0", retries),
