@@ -18,13 +18,17 @@ machine: one thread gets all of a core only when the machine is idle.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import torch
 
 from weightsym.constraints import ConstrainedLoss, PairConstraint
 from weightsym.data import load_mnist
-from weightsym.experiments.mnist import MNIST_PATH, MnistConfig, limited_threads, mnist_problem
+from weightsym.experiments.mnist import MNIST_PATH, MnistConfig, mnist_problem
 from weightsym.experiments.mnist.teachers import TeacherConfig, data_fingerprint, get_teacher
 from weightsym.optimize import minimize
 from weightsym.paths import find_path
@@ -35,6 +39,20 @@ LAYER = MNIST_PATH.layer
 DEFAULT_SOLVER = MNIST_PATH.solver
 DEFAULT_TOL = MNIST_PATH.tol
 DEFAULT_STEP_ITER = MNIST_PATH.max_iter
+
+
+@contextlib.contextmanager
+def limited_threads(n: int) -> Iterator[None]:
+    """``n`` torch threads and one BLAS thread (threadpoolctl), as a Dask worker runs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def unit_costs(loss, theta, repeats: int = 5) -> dict[str, float]:

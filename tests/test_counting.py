@@ -256,3 +256,18 @@ def test_cli_bad_options(args, match):
     result = CliRunner().invoke(cmd, args)
     assert result.exit_code == 2
     assert re.search(match, result.output), result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["-k", "20000", "--n", "20001"], "K must be <= 200"),
+        (["-k", "3000", "--n", "1e10"], "'1e10' .* is not an int or a range"),
+        (["-k", "1-200", "--n", "1-100"], "at most 10000 .* pairs"),
+    ],
+)
+def test_cli_refuses_unbounded_work_at_once(args, match):
+    t0 = time.perf_counter()
+    result = CliRunner().invoke(cmd, args)
+    assert result.exit_code == 2 and re.search(match, result.output), result.output
+    assert time.perf_counter() - t0 < 5.0  # an error, not minutes of work

@@ -211,6 +211,14 @@ def test_load_mnist_idx_swapped_files(tmp_path: Path) -> None:
         load_mnist_idx(tmp_path)
 
 
+def test_load_mnist_idx_with_no_image(tmp_path: Path) -> None:
+    empty = np.zeros((0, 28, 28), dtype=np.uint8)
+    write(tmp_path / (NAMES["train", "images"] + ".gz"), idx_bytes(empty), gz=True)
+    write(tmp_path / (NAMES["train", "labels"] + ".gz"), idx_bytes(empty[:, 0, 0]), gz=True)
+    with pytest.raises(DataError, match="the file holds no image"):
+        load_mnist_idx(tmp_path)
+
+
 def test_load_mnist_idx_count_mismatch(tmp_path: Path) -> None:
     images, labels = fake_mnist(7)
     write(tmp_path / (NAMES["train", "images"] + ".gz"), idx_bytes(images), gz=True)

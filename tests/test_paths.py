@@ -14,7 +14,7 @@ import torch
 
 import weightsym as ws
 from weightsym.experiments.toy import ToyConfig, toy_problem
-from weightsym.paths import find_path
+from weightsym.paths import PathConfig, find_path
 
 SMALL = ToyConfig(samples=200)
 
@@ -206,6 +206,15 @@ def test_killed_path_resumes_with_identical_table(tmp_path):
         ({"ratio": 1.5}, "ratio"),
         ({"patience": 0}, "patience must be a positive int"),
         ({"patience": 5, "solver": "lbfgs"}, "patience applies to the trust-region solvers"),
+        ({"pair": (0,)}, "pair must be two neuron indices"),
+        ({"pair": (0.7, 1.2)}, "pair must be two neuron indices"),
+        ({"pair": (0, 1, 2)}, "pair must be two neuron indices"),
+        ({"steps": True}, "steps must be an int"),
+        ({"steps": 10**9}, "steps must be <= 100000"),
+        ({"tol": float("inf")}, "tol must be positive and finite"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"lr": float("nan")}, "lr must be positive"),
+        ({"colour": "red"}, "unknown path option"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -221,3 +230,22 @@ def test_nan_theta_is_rejected():
     bad[3] = float("nan")
     with pytest.raises(ValueError, match="theta contains"):
         find_path(loss, bad, 1, (0, 1), steps=2)
+
+
+def test_a_plain_function_is_not_a_loss():
+    _, theta = toy_problem("softplus", SMALL)
+    with pytest.raises(TypeError, match="loss must be a weightsym.Loss"):
+        find_path(lambda th: float(th.sum()), theta, 1, (0, 1), steps=2)
+
+
+def test_config_and_keywords_give_the_same_path():
+    loss, theta = toy_problem("softplus", SMALL)
+    cfg = PathConfig.preset("joint", layer=1, pair=(0, 1), steps=3, max_iter=10)
+    a = find_path(loss, theta, cfg)
+    b = find_path(loss, theta, 1, (0, 1), steps=3, max_iter=10, distance="joint")
+    assert torch.equal(a.thetas, b.thetas)
+    assert [r.as_row() | {"wall_time": 0} for r in a.records] == [
+        r.as_row() | {"wall_time": 0} for r in b.records
+    ]
+    with pytest.raises(TypeError, match="either a PathConfig or keyword settings"):
+        find_path(loss, theta, cfg, steps=4)

@@ -7,6 +7,7 @@ and a driver killed with SIGKILL mid-sweep. Results are compared bitwise (torch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -156,42 +157,44 @@ def stop_group(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
+def scheduler_address(file: Path) -> str:
+    """The address in a scheduler file, once it has been written in full."""
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        return json.loads(file.read_text())["address"]
+    return ""
+
+
 @pytest.fixture(scope="module")
 def cli_cluster(tmp_path_factory):
     """A scheduler and two workers started with ``dask scheduler`` / ``dask worker``."""
     tmp = tmp_path_factory.mktemp("cli")
     file = tmp / "scheduler.json"
-    procs = []
+    procs, logs = [], []
 
     def start(*args: str) -> None:
-        out = open(tmp / f"log{len(procs)}.txt", "w")
+        logs.append(open(tmp / f"log{len(logs)}.txt", "w"))
         procs.append(
             subprocess.Popen(
-                [str(DASK), *args], env=ENV, stdout=out, stderr=out, start_new_session=True, cwd=tmp
+                [str(DASK), *args], env=ENV, stdout=logs[-1], stderr=logs[-1], cwd=tmp,
+                start_new_session=True,
             )
-        )
+        )  # fmt: skip
 
+    local = ("--host", "127.0.0.1", "--no-dashboard")
     try:
-        start(
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(file),
-        )
-        wait_for(lambda: file.exists() and file.stat().st_size > 0, STARTUP, "the scheduler file")
-        address = json.loads(file.read_text())["address"]
+        start("scheduler", *local, "--port", "0", "--scheduler-file", str(file))
+        wait_for(lambda: scheduler_address(file), STARTUP, "the scheduler file")
+        address = scheduler_address(file)
         for _ in range(2):
-            start("worker", address, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard")
+            start("worker", address, *local, "--nthreads", "1")
         with Client(address, timeout=STARTUP) as client:
             client.wait_for_workers(2, timeout=STARTUP)
         yield address
     finally:
         for proc in reversed(procs):
             stop_group(proc)
+        for log in logs:
+            log.close()
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -290,7 +293,7 @@ def test_unreachable_scheduler_fails_within_the_timeout(monkeypatch):
         run_sweep(tasks, connect_timeout=1.0, progress=False)
 
 
-def test_worker_killed_mid_task_resumes_from_its_checkpoint(tmp_path):
+def test_worker_killed_mid_task_resumes_from_its_checkpoint(cli_cluster, tmp_path):
     n = 12
     expected = stepper(str(tmp_path / "reference"), n, 0.0)
     folder = tmp_path / "killed"
@@ -311,7 +314,7 @@ def test_worker_killed_mid_task_resumes_from_its_checkpoint(tmp_path):
         Task("killed", stepper, (str(folder), n, 0.3), steps=n, count=StepFiles(folder)),
         Task("other", stepper, (str(tmp_path / "other"), n, 0.0), steps=n),
     ]
-    out = run_sweep(tasks, workers=2, progress=False)
+    out = run_sweep(tasks, scheduler=cli_cluster, progress=False)  # its nannies restart workers
     thread.join(timeout=10)
     assert "error" not in killed, killed.get("error")
     assert out == {"killed": expected, "other": expected}

@@ -116,13 +116,13 @@ def excess_estimate(objective: Any, x: Tensor) -> ExcessEstimate:
         TypeError: ``objective`` has no ``value_grad_hessian`` or ``x`` is not a float tensor.
         ValueError: ``x`` has the wrong shape or is not finite.
     """
-    if isinstance(objective, ScaledObjective):
-        objective, x = objective.obj, objective.to_phi(x)
     if not callable(getattr(objective, "value_grad_hessian", None)):
         raise TypeError(
             f"objective must have value_grad_hessian(x); got {type(objective).__name__}"
         )
     _check_point(x, int(objective.num_params))
+    if isinstance(objective, ScaledObjective):
+        objective, x = objective.obj, objective.to_phi(x)
     _, g, H = objective.value_grad_hessian(x)
     projected = 0
     if isinstance(objective, ConstrainedLoss):
@@ -234,14 +234,20 @@ def certify_path(
         The :class:`PathCertificate`.
 
     Raises:
-        TypeError: ``loss`` is not a :class:`weightsym.Loss`, or a bad path setting.
-        ValueError: a tolerance that is not positive, or a bad path setting.
+        TypeError: ``loss`` is not a :class:`weightsym.Loss`, a tolerance is not a number, or
+            a bad path setting.
+        ValueError: a tolerance that is not positive, bad ``threads``, or a bad path setting.
     """
     if not isinstance(loss, Loss):
         raise TypeError(f"loss must be a weightsym.Loss; got {type(loss).__name__}")
     for name, value in (("rtol", rtol), ("t_atol", t_atol)):
-        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
-            raise ValueError(f"{name} must be a positive number; got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+        if not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be positive and finite; got {value!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):  # fmt: skip
+        raise ValueError(f"threads must be a positive int or None; got {threads!r}")
     first, wall = _timed(find_path, loss, theta, **path_kwargs)
     cfg = first.config
     budget = cfg.max_iter if cfg.max_iter is not None else cfg.solver_options()["max_iter"]

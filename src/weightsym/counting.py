@@ -48,6 +48,22 @@ MAX_ENUMERATE_N = 9
 # --------------------------------------------------------------------------- validation
 
 
+MAX_ORDER = 200
+"""The largest order K computed exactly: the exact rational arithmetic of :func:`ratio` costs
+about K^3 digit operations (K = 200 takes a few seconds; K = 400 half a minute)."""
+MAX_TABLE_ROWS = 10_000
+"""The most (K, n) rows :func:`table` computes in one call."""
+
+
+def _check_order(K: object) -> int:
+    K = _check_int(K, "K", 1)
+    if K > MAX_ORDER:
+        raise ValueError(
+            f"K must be <= {MAX_ORDER} (the exact count's cost grows like K^3); got {K}"
+        )
+    return K
+
+
 def _check_int(value: object, name: str, minimum: int) -> int:
     """Return ``value`` as an int if it is an integer ``>= minimum``, else raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -59,8 +75,8 @@ def _check_int(value: object, name: str, minimum: int) -> int:
 
 
 def _check_order_width(K: object, n: object) -> tuple[int, int]:
-    """Validate the order ``K >= 1`` and the layer width ``n >= K + 1``."""
-    K = _check_int(K, "K", 1)
+    """Validate the order ``1 <= K <= MAX_ORDER`` and the layer width ``n >= K + 1``."""
+    K = _check_order(K)
     n = _check_int(n, "n", 1)
     if n < K + 1:
         raise ValueError(
@@ -246,8 +262,12 @@ def table(Ks: Iterable[int], ns: Iterable[int]) -> list[dict[str, object]]:
     ``bound`` (Prop. 3 (ii), Fraction) and ``ratio`` (``T / bound`` as a Fraction, ``None``
     where the bound is 0, i.e. ``n < 2K``).
     """
-    Ks = [_check_int(K, "K", 1) for K in Ks]
+    Ks = [_check_order(K) for K in Ks]
     ns = [_check_int(n, "n", 1) for n in ns]
+    if len(Ks) * len(ns) > MAX_TABLE_ROWS:
+        raise ValueError(
+            f"at most {MAX_TABLE_ROWS} (K, n) pairs per table; got {len(Ks)} K x {len(ns)} n"
+        )
     rows: list[dict[str, object]] = []
     for K in Ks:
         for n in ns:

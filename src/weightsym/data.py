@@ -247,14 +247,12 @@ def load_mnist_idx(
             f"MNIST {split} files disagree: {images.shape[0]} images in "
             f"{images_path.name!r} but {labels.shape[0]} labels in {labels_path.name!r}"
         )
-    if labels.size and labels.max() > 9:
+    if images.shape[0] == 0:
+        raise DataError(f"MNIST images in {str(images_path)!r}: the file holds no image")
+    if labels.max() > 9:
         raise DataError(f"MNIST labels in {str(labels_path)!r} exceed 9 (max {labels.max()})")
     return _to_tensors(images, labels)
 
-
-# --------------------------------------------------------------------------------------------
-# download with checksums
-# --------------------------------------------------------------------------------------------
 
 #: SHA-256 of the standard gzipped MNIST files (identical on all mirrors below). Sizes in bytes:
 #: 9,912,422 / 28,881 / 1,648,877 / 4,542. Cross-checked against several independent public

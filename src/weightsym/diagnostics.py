@@ -14,9 +14,8 @@ never explored. Each is detected from sizes relative to the start of the path:
   affine function, and the output bias absorbs the constant;
 * **elsewhere**: the largest weight of some *other* hidden neuron grows: a student with no
   finite minimizer at this d;
-* **unclassified**: some group of weights (the pair's input weights, biases or output weights,
-  another neuron's input weights, bias or output weights, the output bias) grew or shrank by
-  more than :attr:`Thresholds.change` and no raised flag above accounts for it.
+* **unclassified**: a group of weights (:func:`weight_groups`) grew or shrank by more than
+  :attr:`Thresholds.change` and no raised flag above accounts for it (:data:`EXPLAINS`).
 """
 
 from __future__ import annotations
@@ -137,17 +136,11 @@ FLAGS = (
     "flag_elsewhere",
     "flag_unclassified",
 )
-MISSING_DEFAULTS: dict[str, float | str | bool] = {
-    "in_weight_l": math.nan,
-    "in_weight_m": math.nan,
-    "largest_growth": math.nan,
-    "largest_growth_group": "",
-    "largest_shrink": math.nan,
-    "largest_shrink_group": "",
-    "unexplained": "",
-    "flag_linearization": False,
-    "flag_unclassified": False,
-}
+MISSING_DEFAULTS: dict[str, float | str | bool] = (
+    dict.fromkeys(("in_weight_l", "in_weight_m", "largest_growth", "largest_shrink"), math.nan)
+    | dict.fromkeys(("largest_growth_group", "largest_shrink_group", "unexplained"), "")
+    | dict.fromkeys(("flag_linearization", "flag_unclassified"), False)
+)
 """Values of the columns added after the first release, for rows written without them."""
 
 
@@ -177,11 +170,8 @@ EXPLAINS: dict[str, tuple[tuple[str, str], ...]] = {
     "flag_channel": (("pair_out", "grew"),),
     "flag_rescaling": (("pair_in", "shrank"), ("pair_bias", "shrank"), ("pair_out", "grew")),
     "flag_linearization": (("pair_in", "shrank"), ("pair_out", "grew"), ("out_bias", "any")),
-    "flag_elsewhere": (
-        ("other_in", "any"),
-        ("other_bias", "any"),
-        ("other_out", "any"),
-        ("out_bias", "any"),
+    "flag_elsewhere": tuple(
+        (k, "any") for k in ("other_in", "other_bias", "other_out", "out_bias")
     ),
 }
 """Which changes (group kind, direction) each classified flag accounts for when raised."""
@@ -200,7 +190,7 @@ def weight_groups(net: MLP, layer: int, pair: tuple[int, int]) -> list[WeightGro
         sl = net.neuron_slice(layer, i)
         owned.update(range(sl.start, sl.stop))
         owned.update(net.output_index(layer, i).tolist())
-    groups = []
+    specs: list[tuple[str, str, list[int]]] = []
     for k in net.hidden_layers:
         for i in range(net.widths[k]):
             sl = net.neuron_slice(k, i)
@@ -212,17 +202,14 @@ def weight_groups(net: MLP, layer: int, pair: tuple[int, int]) -> list[WeightGro
             for part, idx in parts.items():
                 if k == layer and i in pair:
                     tag = "l" if i == pair[0] else "m"
-                    groups.append(_group(f"pair_{part}_{tag}", f"pair_{part}", idx))
+                    specs.append((f"pair_{part}_{tag}", f"pair_{part}", idx))
                 elif kept := [j for j in idx if j not in owned]:
-                    groups.append(_group(f"{part}_{k}_{i}", f"other_{part}", kept))
+                    specs.append((f"{part}_{k}_{i}", f"other_{part}", kept))
     rows, cols = net.shapes[-1]
-    out_bias = [net.offsets[-2] + r * cols + cols - 1 for r in range(rows)]
-    groups.append(_group("out_bias", "out_bias", out_bias))
-    return groups
-
-
-def _group(name: str, kind: str, idx: list[int]) -> WeightGroup:
-    return WeightGroup(name, kind, torch.tensor(idx, dtype=torch.long))
+    specs.append(
+        ("out_bias", "out_bias", [net.offsets[-2] + (r + 1) * cols - 1 for r in range(rows)])
+    )
+    return [WeightGroup(n, kind, torch.tensor(idx, dtype=torch.long)) for n, kind, idx in specs]
 
 
 class GroupChange(NamedTuple):
@@ -362,7 +349,16 @@ def step_diagnostics(
 
     Returns:
         The point's :class:`StepDiagnostics`.
+
+    Raises:
+        ValueError, TypeError: a bad ``theta`` or ``start``, or a layer or pair the network
+            does not have.
     """
+    net.check_theta(theta, "theta")
+    net.check_theta(start, "start")
+    net.check_hidden_layer(layer)
+    for name, i in zip(("pair[0]", "pair[1]"), pair):
+        net.check_neuron(layer, i, name)
     t = thresholds
     first = _first_release(net, theta, start, layer, pair, t)
     in_w_l, in_w_m, linear = _linearization(net, theta, start, layer, pair, t)

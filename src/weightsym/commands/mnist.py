@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from weightsym.commands.params import (
+    CommandError,
     IntList,
     NameList,
     format_table,
+    out_option,
     path_config,
     path_options,
     progress_option,
+    scheduler_option,
     workers_option,
 )
 from weightsym.diagnostics import FLAGS
 from weightsym.experiments.mnist import LOSSES, Claims, MnistConfig, TableRow, run_mnist
+from weightsym.experiments.runner import SweepError
+from weightsym.io import ResultsFolderError
 from weightsym.paths import PRESETS
 from weightsym.plots import mnist_figure
 
@@ -28,13 +31,7 @@ def _listed(values) -> str:
 
 
 @click.command("mnist")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("results/mnist"),
-    show_default=True,
-    help="Results folder (resumed if it exists).",
-)
+@out_option("results/mnist")
 @click.option("--widths", type=IntList(), default=_listed(DEFAULTS.widths), show_default=True)
 @click.option(
     "--seeds", type=IntList(), default=_listed(DEFAULTS.seeds), show_default=True,
@@ -99,10 +96,11 @@ def _listed(values) -> str:
     default=DEFAULTS.threads,
     help="torch threads per worker (default: cores / workers).",
 )
+@scheduler_option
 @progress_option
 def cmd(
     out, widths, seeds, variants, loss_kind, source, limit, activation, target_accuracy,
-    teacher_max_iter, lanczos_steps, workers, threads, progress, **path,
+    teacher_max_iter, lanczos_steps, workers, threads, scheduler, progress, **path,
 ):  # fmt: skip
     """Merge the most similar pair of layer 2 of every MNIST teacher (paper Fig. 3, Sec. 5).
 
@@ -130,10 +128,12 @@ def cmd(
         threads=threads,
     )
     try:
-        summary = run_mnist(cfg, out, progress=progress)
+        summary = run_mnist(cfg, out, progress=progress, scheduler=scheduler)
+        figure = mnist_figure(out)
+    except (ResultsFolderError, SweepError) as exc:
+        raise CommandError(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    figure = mnist_figure(out)
     click.echo(table(summary.table))
     click.echo(verdict(summary.claims))
     click.echo(f"\nwrote {out / 'summary.csv'}, {out / 'table.csv'} and {figure}")

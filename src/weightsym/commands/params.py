@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from weightsym.paths import SOLVERS, PathConfig
+from weightsym.paths.config import MAX_STEPS
 
 
 class NameList(click.ParamType):
@@ -97,9 +98,6 @@ class PairList(click.ParamType):
             pairs.append((a, b))
         return list(dict.fromkeys(pairs))
 
-
-MAX_STEPS = 100_000
-"""The most path steps a command accepts (each keeps a parameter vector in memory)."""
 
 _PATH_HELP = {
     "steps": "S: log-spaced distances after d_0.",
@@ -231,3 +229,13 @@ class CommandError(click.ClickException):
     """A run that could not be done (a folder in use, a full disk ...): one line, exit code 2."""
 
     exit_code = 2
+
+
+scheduler_option = click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="A running Dask scheduler (tcp://host:port) to run the sweep on; default: "
+    "$DASK_SCHEDULER_ADDRESS if set, else a local cluster of --workers processes "
+    "(docs/sweeps.md).",
+)

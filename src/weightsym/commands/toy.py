@@ -14,9 +14,11 @@ from weightsym.commands.params import (
     path_config,
     path_options,
     progress_option,
+    scheduler_option,
     workers_option,
     yes,
 )
+from weightsym.experiments.runner import SweepError
 from weightsym.experiments.toy import ToyConfig, ToyRow, run_toy
 from weightsym.io import ResultsFolderError
 from weightsym.paths import PRESETS
@@ -48,8 +50,9 @@ DEFAULTS = ToyConfig()
 )
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=DEFAULTS.seed, show_default=True)
 @workers_option(DEFAULTS.workers)
+@scheduler_option
 @progress_option
-def cmd(out, activations, variants, pairs, samples, seed, workers, progress, **path):
+def cmd(out, activations, variants, pairs, samples, seed, workers, scheduler, progress, **path):
     """Merge every pair of the toy teacher's hidden layer (paper Fig. 2) and write figures.
 
     Writes into OUT: paths/<activation>-<variant>-pair<lm>/ (per-step checkpoint, steps.csv,
@@ -67,9 +70,9 @@ def cmd(out, activations, variants, pairs, samples, seed, workers, progress, **p
         workers=workers,
     )
     try:
-        rows = run_toy(cfg, out, progress=progress)
+        rows = run_toy(cfg, out, progress=progress, scheduler=scheduler)
         figures = toy_figures(out)
-    except ResultsFolderError as exc:
+    except (ResultsFolderError, SweepError) as exc:
         raise CommandError(str(exc)) from exc
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

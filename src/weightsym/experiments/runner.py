@@ -12,7 +12,9 @@ by its key) with per-step checkpoints and resumes from them. Recipes: docs/sweep
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -26,8 +28,6 @@ import torch
 from dask.base import tokenize
 from distributed import Client, Future, LocalCluster, as_completed
 from tqdm.auto import tqdm
-
-import weightsym
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"  # Dask users name a running scheduler here
 MAX_DEFAULT_WORKERS = 8  # default local workers: one per core, at most this many
@@ -179,11 +179,17 @@ def plan(tasks: Sequence[Task]) -> list[Task]:
     return list(order.values())
 
 
+def _version() -> str:
+    """The weightsym version of this process (read from the package at call time, so that a
+    worker reports its own)."""
+    return importlib.import_module("weightsym").__version__
+
+
 def _run_task(fn: Callable, threads: int, version: str, args: tuple, after: list) -> Any:
     """Worker side: ``fn(*args)`` with ``threads`` torch threads, on the driver's weightsym
     version (checked again for workers that joined late); ``after`` is waited for, not used."""
-    if weightsym.__version__ != version:
-        raise SweepError(f"this worker has weightsym {weightsym.__version__}, the driver {version}")
+    if _version() != version:
+        raise SweepError(f"this worker has weightsym {_version()}, the driver {version}")
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -198,10 +204,10 @@ def _version_probe() -> Callable[[], tuple[str | None, str]]:
 
     def probe() -> tuple[str | None, str]:
         try:
-            import weightsym
+            package = importlib.import_module("weightsym")
         except Exception as exc:
             return None, f"{type(exc).__name__}: {exc}"
-        return getattr(weightsym, "__version__", "unknown"), str(weightsym.__file__)
+        return getattr(package, "__version__", "unknown"), str(package.__file__)
 
     return probe
 
@@ -212,7 +218,7 @@ def check_workers(client: Client) -> int:
     Raises:
         SweepError: naming each worker that cannot import weightsym or has another version.
     """
-    version = weightsym.__version__
+    version = _version()
     answers = client.run(_version_probe(), on_error="return")
     bad = []
     for worker, answer in sorted(answers.items()):
@@ -262,7 +268,10 @@ def _client(address: str | None, n: int, timeout: float, progress: bool) -> Iter
             yield client
         return
     local = "127.0.0.1:0"  # loopback, a free port (the HTTP server runs without bokeh too)
-    with LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=local) as cluster:
+    quiet = logging.ERROR  # not the nanny's warning when a worker is slow to exit on close
+    with LocalCluster(
+        n_workers=n, threads_per_worker=1, dashboard_address=local, silence_logs=quiet
+    ) as cluster:
         board = importlib.util.find_spec("bokeh") is not None
         link = cluster.dashboard_link if board else "off (install bokeh to have one)"
         _say(f"dask: {n} local worker processes; dashboard {link}", progress)
@@ -306,7 +315,7 @@ def _progress_bar(tasks: Sequence[Task], done: set[str], enabled: bool) -> Itera
 def _submit(client: Client, tasks: list[Task], threads: int, retries: int) -> dict[str, Future]:
     """Submit ``tasks`` (dependencies first). A task's Dask key is its key and a token of its
     work, so a restarted driver re-attaches to a task a worker still runs, never doubles it."""
-    version = weightsym.__version__
+    version = _version()
     futures: dict[str, Future] = {}
     for task in tasks:
         args = _map_leaves(task.args, lambda x: futures[x.key] if isinstance(x, Dep) else x)
@@ -354,7 +363,8 @@ def run_sweep(
 
     Args:
         tasks: the sweep; a key given twice for the same work runs once (see :func:`plan`).
-        workers: local worker processes (default :func:`default_workers`, at most one per task).
+        workers: local worker processes (default :func:`default_workers`, at most one per
+            task); unused with a scheduler.
         scheduler: a running Dask scheduler (``"tcp://host:8786"``); default
             ``$DASK_SCHEDULER_ADDRESS``, else a ``LocalCluster`` started and closed here.
         threads_per_task: torch threads inside each task.

@@ -21,10 +21,11 @@ from typing import Any
 import torch
 
 from weightsym import activations as acts
-from weightsym import diagnostics as diag
 from weightsym.curvature import saddle_index
 from weightsym.data import gaussian_inputs
-from weightsym.io import atomic_write_csv, atomic_write_json, metadata  # TEMP
+from weightsym.experiments.rows import FlagRow
+from weightsym.experiments.runner import StepFiles, Task, run_sweep
+from weightsym.io import atomic_write_csv, atomic_write_json, metadata
 from weightsym.losses import Loss
 from weightsym.model import MLP
 from weightsym.paths import PRESETS, TRUST_REGION, PathConfig, find_path
@@ -139,7 +140,7 @@ def toy_problem(activation: str, cfg: ToyConfig) -> tuple[Loss, torch.Tensor]:
 
 
 @dataclass(frozen=True)
-class ToyRow:
+class ToyRow(FlagRow):
     """One row of the toy's ``summary.csv``: one path and its permutation point."""
 
     activation: str
@@ -162,17 +163,6 @@ class ToyRow:
     wall_time: float
     folder: str
 
-    @staticmethod
-    def columns() -> list[str]:
-        names = [f.name for f in dataclasses.fields(ToyRow)]
-        i = names.index("flags")
-        return names[:i] + list(diag.FLAGS) + names[i + 1 :]
-
-    def as_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        flags = row.pop("flags")
-        return {c: flags[c] if c in flags else row[c] for c in self.columns()}
-
 
 def path_folder(out: Path, act: str, var: str, pair: tuple[int, int]) -> Path:
     """The results folder of one toy path."""
@@ -181,7 +171,6 @@ def path_folder(out: Path, act: str, var: str, pair: tuple[int, int]) -> Path:
 
 def run_one(cfg: ToyConfig, act: str, var: str, pair: tuple[int, int], folder: str) -> ToyRow:
     """Compute (or resume) one path and measure its permutation point's saddle index."""
-    torch.set_num_threads(1)
     loss, theta = toy_problem(act, cfg)
     t0 = time.perf_counter()
     path = find_path(loss, theta, cfg.path_config(var, pair), out=folder)
@@ -212,21 +201,33 @@ def run_one(cfg: ToyConfig, act: str, var: str, pair: tuple[int, int], folder: s
     )
 
 
-def _run_job(args: tuple[ToyConfig, str, str, tuple[int, int], str]) -> ToyRow:
-    return run_one(*args)
+def run_toy(
+    cfg: ToyConfig, out: str | Path, progress: bool = True, scheduler: str | None = None
+) -> list[ToyRow]:
+    """Run every path (resuming finished steps), then write summary.csv and summary.json.
 
-
-def run_toy(cfg: ToyConfig, out: str | Path, progress: bool = True) -> list[ToyRow]:
-    """Run every path (resuming finished steps), then write summary.csv and summary.json."""
-    from weightsym.experiments.sweep import execute
-
+    One sweep task per path (:mod:`weightsym.experiments.runner`): on a local cluster of
+    ``cfg.workers`` processes, or on the running Dask ``scheduler`` named by address.
+    """
     cfg.validate()
     with open_results_folder(out) as folder:  # marker and lock: docs/results-folders.md
         out = folder.path
-        jobs = [(cfg, a, v, p, str(path_folder(out, a, v, p))) for a, v, p in cfg.jobs()]
-        rows = execute(_run_job, jobs, cfg.workers, progress, "toy paths")
+        tasks = []
+        for a, v, p in cfg.jobs():
+            path = path_folder(out, a, v, p)
+            tasks.append(
+                Task(
+                    path.name,
+                    run_one,
+                    (cfg, a, v, p, str(path)),
+                    steps=cfg.path.steps + 2,
+                    count=StepFiles(path),
+                )
+            )
+        done = run_sweep(tasks, workers=cfg.workers, scheduler=scheduler, progress=progress)
+        rows = [done[t.key] for t in tasks]
         write_summary(cfg, out, rows)
-    return rows
+        return rows
 
 
 def write_summary(cfg: ToyConfig, out: Path, rows: Sequence[ToyRow]) -> None:

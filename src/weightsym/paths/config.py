@@ -30,6 +30,9 @@ STEP_MAX_ITER = {"auto": 60, "newton": 60, "newton-cg": 100, "lbfgs": 5000}
 """Iteration budget of one path step when ``max_iter`` is not given (a step whose student has
 no finite minimizer would otherwise spend the solver's whole budget creeping along a channel)."""
 
+MAX_STEPS = 100_000
+"""The most distances a path may have (each step keeps a parameter vector in memory)."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"distance": "incoming", "gauge": False},
     "joint": {"distance": "joint", "gauge": False},
@@ -141,6 +144,8 @@ class PathConfig:
         if not isinstance(self.gauge, bool) or not isinstance(self.predictor, bool):
             raise TypeError("gauge and predictor must be bools")
         _check_int("steps", self.steps, 1)
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps must be <= {MAX_STEPS}; got {self.steps}")
         _check_float("ratio", self.ratio)
         if not 0.0 < self.ratio < 1.0:
             raise ValueError(f"ratio must lie in (0, 1); got {self.ratio!r}")

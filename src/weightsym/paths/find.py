@@ -67,9 +67,11 @@ def find_path(
         The :class:`PermutationPath` from theta* to the permutation point (first half).
 
     Raises:
-        ValueError, TypeError: a setting out of range or unknown, a bad theta, or a pair that
-            already coincides (d_0 = 0).
+        ValueError, TypeError: a loss that is not a :class:`weightsym.Loss`, a setting out of
+            range or unknown, a bad theta, or a pair that already coincides (d_0 = 0).
     """
+    if not isinstance(loss, Loss):
+        raise TypeError(f"loss must be a weightsym.Loss; got {type(loss).__name__}")
     cfg = _config(config, pair, options)
     net = loss.net
     net.check_theta(theta)

@@ -16,7 +16,7 @@ from weightsym.experiments.mnist.problem import (
     mnist_problem,
     rises_monotonically,
 )
-from weightsym.experiments.mnist.sweep import limited_threads, run_mnist
+from weightsym.experiments.mnist.sweep import run_mnist
 from weightsym.experiments.mnist.tables import (
     Claims,
     MnistSummary,
@@ -42,7 +42,6 @@ __all__ = [
     "accuracy_curve",
     "aggregate",
     "claims",
-    "limited_threads",
     "mnist_problem",
     "rises_monotonically",
     "run_mnist",

@@ -27,8 +27,8 @@ from weightsym.experiments.mnist.problem import (
     mnist_problem,
     rises_monotonically,
 )
-from weightsym.experiments.mnist.rows import FlagRow
 from weightsym.experiments.mnist.teachers import Teacher, data_fingerprint, get_teacher
+from weightsym.experiments.rows import FlagRow
 from weightsym.io import atomic_write_json, load_json
 from weightsym.losses import Loss
 from weightsym.paths import PermutationPath, StepRecord, find_path

@@ -22,8 +22,8 @@ from weightsym.curvature import RITZ_RTOL
 from weightsym.experiments.mnist.config import MnistConfig
 from weightsym.experiments.mnist.path import MnistRow, MnistStep, PathResult
 from weightsym.experiments.mnist.problem import MONOTONE_RTOL
-from weightsym.experiments.mnist.rows import FlagRow
 from weightsym.experiments.mnist.teachers import TeacherSummary
+from weightsym.experiments.rows import FlagRow
 from weightsym.io import atomic_write_csv, atomic_write_json, metadata
 
 SMALL_ACCURACY_DROP = 0.02
