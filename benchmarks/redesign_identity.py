@@ -30,7 +30,18 @@ MNIST_ARGS = [
     "--workers", "1", "--no-progress",
 ]  # fmt: skip
 """The reference command: ``weightsym mnist --out OUT`` followed by these."""
-EXPERIMENTS = {"mnist": (MNIST_ARGS, ("summary.csv", "table.csv", "steps.csv"))}
+TOY_ARGS = ["--pairs", "0-1,1-3", "--steps", "30", "--workers", "2", "--no-progress"]
+"""The reference command: ``weightsym toy --out OUT`` followed by these."""
+TOY_TABLES = ("summary.csv",) + tuple(
+    f"paths/{act}-{var}-pair{pair}/steps.csv"
+    for act, variants in (("relu", ("paper", "joint", "gauge")), ("softplus", ("paper", "joint")))
+    for var in variants
+    for pair in ("01", "13")
+)
+EXPERIMENTS = {
+    "mnist": (MNIST_ARGS, ("summary.csv", "table.csv", "steps.csv")),
+    "toy": (TOY_ARGS, TOY_TABLES),
+}
 """Per experiment: the arguments after ``--out OUT`` and the tables compared."""
 SHOWN = 20
 

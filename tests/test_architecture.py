@@ -9,6 +9,7 @@ The limits are those the project set itself: 400 lines a module, 80 lines a func
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,17 @@ def test_no_reference_outside_the_repository() -> None:
         text = path.read_text()
         for outside in ("SP" + "EC", "../" + "shared"):  # written so as not to match itself
             assert outside not in text, f"{path} cites {outside}, a document outside the repo"
+
+
+def test_every_cited_theory_section_exists() -> None:
+    root = SRC.parents[1]
+    theory = (root / "docs" / "theory.md").read_text()
+    headings = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?) ", theory, re.M))
+    cited = set()
+    for path in [*_modules(), *(root / "tests").glob("*.py"), root / "README.md"]:
+        for match in re.finditer(
+            r"docs/theory\.md`?\s+sections?\s+([\d.\-, and]+)", path.read_text()
+        ):
+            cited |= set(re.findall(r"\d+(?:\.\d+)?", match.group(1)))
+    assert cited, "no citation of docs/theory.md found"
+    assert cited <= headings, f"cited but missing in docs/theory.md: {sorted(cited - headings)}"

@@ -120,11 +120,21 @@ def test_collinear_columns_as_d_goes_to_zero():
     assert rel(g, g_full[vp.keep]) <= 1e-10
 
 
-def test_minimize_on_the_reduced_objective_converges_on_a_small_problem():
-    obj, vp, x = make(kind="nmse")
-    res = minimize(vp, x, method="newton", tol=1e-9, max_iter=200)
+def test_minimize_on_the_reduced_objective_converges_on_a_teacher_problem():
+    """Student-teacher at the teacher's own distance d_0: the minimum is the teacher (L = 0)."""
+    gen = torch.Generator().manual_seed(0)
+    net = MLP([5, 4, 3, 2], "softplus")
+    X = torch.randn(40, 5, generator=gen, dtype=torch.float64)
+    theta = net.init(1)
+    con = PairConstraint(net, 2, (0, 1))
+    obj = ConstrainedLoss(Loss(net, X, net(theta, X), "nmse"), con, con.measure(theta))
+    vp = VarPro(obj)
+    x0 = vp.restrict(con.chart(theta))
+    x0 = x0 + 0.05 * torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    res = minimize(vp, x0, method="newton", tol=1e-9, max_iter=100)
     assert res.success, res.message
     assert float(obj.value_and_grad(vp.expand(res.x))[1].abs().max()) <= 1e-9
+    assert res.fun <= 1e-10
 
 
 def test_bad_input_is_refused_with_a_clear_error():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -160,6 +161,8 @@ def _check_point(x: Any, n: int) -> None:
 # -- the path certificate -------------------------------------------------------------------
 
 RUNS = ("as given", "double budget", "other rounding")
+RERUN_FOLDERS = ("double-budget", "other-rounding")
+"""With ``out``, the reruns are written (and resumed) in ``out/certify/<name>``."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,8 @@ def certify_path(
         threads: torch threads of the rounding rerun (default: 2 if the current count is 1,
             else 1).
         **path_kwargs: the settings of :func:`weightsym.find_path` (a ``config`` or its fields;
-            ``out`` and ``progress`` apply to the first run only).
+            ``progress`` applies to the first run only; with ``out`` the reruns are written
+            to and resumed from ``out/certify/double-budget`` and ``out/certify/other-rounding``).
 
     Returns:
         The :class:`PathCertificate`.
@@ -248,17 +252,19 @@ def certify_path(
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or threads < 1):  # fmt: skip
         raise ValueError(f"threads must be a positive int or None; got {threads!r}")
+    out = path_kwargs.get("out")
+    rerun = {name: None if out is None else Path(out) / "certify" / name for name in RERUN_FOLDERS}
     first, wall = _timed(find_path, loss, theta, **path_kwargs)
     cfg = first.config
     budget = cfg.max_iter if cfg.max_iter is not None else cfg.solver_options()["max_iter"]
     doubled = cfg.replace(
         max_iter=2 * budget, patience=None if cfg.patience is None else 2 * cfg.patience
     )
-    second, wall2 = _timed(find_path, loss, theta, doubled)
+    second, wall2 = _timed(find_path, loss, theta, doubled, out=rerun["double-budget"])
     before = torch.get_num_threads()
     torch.set_num_threads(threads or (2 if before == 1 else 1))
     try:
-        third, wall3 = _timed(find_path, _reordered(loss), theta, cfg)
+        third, wall3 = _timed(find_path, _reordered(loss), theta, cfg, out=rerun["other-rounding"])
     finally:
         torch.set_num_threads(before)
     runs = (_values(RUNS[0], first, wall), _values(RUNS[1], second, wall2))

@@ -265,7 +265,7 @@ def _largest_other_neuron(
 
 
 def _ratio(theta: Tensor, start: Tensor, idx: Any) -> float:
-    return float(theta[idx].norm() / start[idx].norm().clamp_min(TINY))
+    return min(float(theta[idx].norm() / start[idx].norm().clamp_min(TINY)), MAX_FACTOR)
 
 
 def _first_release(

@@ -76,25 +76,32 @@ class ProjectedLoss:
         mask[free] = False
         self.fixed = torch.nonzero(mask)[:, 0]
         self.num_params = self.net.num_params
-        self._last: tuple[Tensor, LeastSquaresFit] | None = None
+        self._last: tuple[Tensor, tuple[LeastSquaresFit, list[Tensor], list[Tensor]]] | None = None
 
     def fit(self, theta: Tensor) -> LeastSquaresFit:
         """B_F* = argmin_B |A_F B_F^T - (Y - A_P B_P^T)|^2 by the truncated thin SVD of A_F."""
+        return self._solve(theta)[0]
+
+    def _solve(self, theta: Tensor) -> tuple[LeastSquaresFit, list[Tensor], list[Tensor]]:
+        """The fit and the forward pass it came from (pre-activations, augmented inputs)."""
         if self._last is not None and torch.equal(self._last[0], theta):
             return self._last[1]
         net, Y = self.net, self.loss.Y
-        A = net.activations(theta, self.loss.X)[1][-1]
+        pre, h_aug = net.activations(theta, self.loss.X)
+        A = h_aug[-1]
         B = net.block(theta, net.depth)
         R = Y - A[:, self.fixed] @ B[:, self.fixed].T if self.fixed.numel() else Y
         U, s, Vh = torch.linalg.svd(A[:, self.free], full_matrices=False)
         r = int((s > self.rcond * s[0]).sum()) if s.numel() and s[0] > 0 else 0
         U, s, V = U[:, :r], s[:r], Vh[:r].T
         out = theta.clone()
-        net.block(out, net.depth)[:, self.free] = ((V / s) @ (U.T @ R)).T
+        B_out = net.block(out, net.depth)
+        B_out[:, self.free] = ((V / s) @ (U.T @ R)).T
+        pre[-1] = A @ B_out.T
         cond = float(s[0] / s[-1]) if r else math.inf
-        fit = LeastSquaresFit(out, V, s, r, cond)
-        self._last = (theta.clone(), fit)
-        return fit
+        result = (LeastSquaresFit(out, V, s, r, cond), pre, h_aug)
+        self._last = (theta.clone(), result)
+        return result
 
     def __call__(self, theta: Tensor) -> float:
         return self.loss(self.fit(theta).theta)
@@ -102,9 +109,8 @@ class ProjectedLoss:
     def value_and_grad(self, theta: Tensor) -> tuple[float, Tensor]:
         """(L, dL/dtheta) at the projected point: one forward, the solve, one backward."""
         loss, net = self.loss, self.net
-        fit = self.fit(theta)
+        fit, pre, h_aug = self._solve(theta)
         th = fit.theta
-        pre, h_aug = net.activations(th, loss.X)
         value = float(loss._of_output(pre[-1], loss.Y))
         delta, _ = loss._output_derivatives(pre[-1], loss.Y)
         g = torch.empty_like(th)

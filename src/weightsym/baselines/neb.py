@@ -14,10 +14,17 @@ value), the highest interior image climbs: its force is -grad E + 2 (grad E . ta
 true force with the component along the path reversed, no spring), so it converges to a saddle
 point, a maximum along the path and a minimum across it. The index of that image is then fixed.
 
-Optimiser: FIRE 2.0 (Bitzek et al. 2006; Guenole et al. 2020) on all interior images at once,
-semi-implicit Euler, unit masses; each image moves at most MAX_STEP times the initial image
-spacing per iteration, and the first step at most STEP0 times it (which sets the initial time
-step dt_0). Converged when the largest force component max_i |F_i|_inf <= tol. Deterministic.
+Optimiser: L-BFGS on the band as one vector with the NEB force as the negative gradient
+(two-loop recursion, no line search: the NEB force is not the gradient of any function), as
+"global L-BFGS" in Sheppard, Terrell and Henkelman (2008), with three safeguards: a direction
+not along the force, or a pair without positive curvature, resets the memory (the next step is
+steepest descent, F / rho); no image moves more than MAX_STEP times the mean image spacing per
+iteration; a step to a point where the objective is NaN or inf is refused and the cap halved.
+A band that grows longer than LENGTH_LIMIT times the straight line stops as "diverging" (a
+climbing image can climb without bound where no saddle is near, e.g. with too few images).
+rho, the scale of the force's Jacobian, comes from a power iteration on finite differences of
+the force at the straight line and sets H_0 = I / rho. Converged when the largest force
+component max_i |F_i|_inf <= tol. Deterministic.
 
 Then, where the objective has the exact Hessian, the climbing image is refined by Newton's
 method on the gradient (:func:`weightsym.baselines.refine_saddle`) and certified.
@@ -38,15 +45,15 @@ from weightsym.baselines.record import CurvePath, Fit
 from weightsym.baselines.saddle import refine_saddle
 
 DEFAULT_IMAGES = 21  # images, endpoints included
-DEFAULT_RTOL = 1e-7  # tol=None: tol = DEFAULT_RTOL * the largest gradient component on the line
-DEFAULT_MAX_ITER = 20_000  # FIRE iterations
+DEFAULT_RTOL = 1e-6  # tol=None: DEFAULT_RTOL * the largest gradient component on the line,
+TOL_FLOOR = 1e-12  # but at least TOL_FLOOR (a line of zero loss has rounding-level gradients)
+DEFAULT_MAX_ITER = 5000  # L-BFGS iterations on the band
 CLIMB_START = 0.05  # climbing begins once max |F| <= CLIMB_START * its value on the line
-STEP0 = 0.1  # the first FIRE step moves an image by STEP0 * the initial image spacing
-MAX_STEP = 0.5  # no image moves more than MAX_STEP * the initial image spacing per iteration
-# FIRE 2.0 (Guenole et al. 2020, Table 1)
-FIRE_DELAY, FIRE_INC, FIRE_DEC = 5, 1.1, 0.5
-FIRE_ALPHA, FIRE_F_ALPHA = 0.1, 0.99
-FIRE_DT_MAX, FIRE_DT_MIN = 10.0, 0.02  # times dt_0
+MAX_STEP = 0.5  # no image moves more than MAX_STEP * the mean image spacing per iteration
+MEMORY = 20  # L-BFGS pairs kept
+POWER_ITERATIONS = 20  # power iteration for the curvature scale rho
+POWER_STEP = 1e-5  # its finite-difference step, times the mean image spacing
+LENGTH_LIMIT = 10.0  # "diverging" once the band is longer than this times the straight line
 
 
 def tangents(band: Tensor, energies: Tensor) -> Tensor:
@@ -90,28 +97,38 @@ def neb_force(
 
 
 class _Band:
-    """The band's evaluation: interior energies, gradients and NEB forces, counted."""
+    """The band's state: interior energies, gradients and NEB forces, with evaluations counted."""
 
     def __init__(self, objective: Any, band: Tensor, spring: float | None) -> None:
-        self.objective, self.ends = objective, (band[0], band[-1])
-        self.climbing: int | None = None
-        self.ngev = 0
+        self.objective, self.climbing = objective, None
         self.energies, grads = evaluate(objective, band)
-        self.ngev += band.shape[0]
+        self.ngev = band.shape[0]
         self.spring = _default_spring(band, grads) if spring is None else spring
         self.band, self.grads, self.end_grads = band, grads[1:-1], grads[[0, -1]]
         self.force = neb_force(band, self.energies, self.grads, self.spring, None)
         self.gradient_scale = float(grads.abs().max())
 
-    def move(self, interior: Tensor) -> None:
-        band = torch.cat([self.ends[0][None], interior, self.ends[1][None]])
-        energies, grads = evaluate(self.objective, interior)
-        self.ngev += interior.shape[0]
-        self.band, self.grads = band, grads
+    @property
+    def interior(self) -> Tensor:
+        return self.band[1:-1]
+
+    def move(self, interior: Tensor) -> bool:
+        """Move the interior images there; False (and no move) where the objective is not
+        finite."""
+        try:
+            energies, grads = evaluate(self.objective, interior)
+        except ValueError:
+            return False
+        finally:
+            self.ngev += interior.shape[0]
+        self.band = torch.cat([self.band[:1], interior, self.band[-1:]])
+        self.grads = grads
         self.energies = torch.cat([self.energies[:1], energies, self.energies[-1:]])
         self.refresh()
+        return True
 
     def climb(self) -> None:
+        """Let the highest interior image climb from now on."""
         self.climbing = 1 + int(torch.argmax(self.energies[1:-1]))
         self.refresh()
 
@@ -120,56 +137,131 @@ class _Band:
 
     @property
     def residual(self) -> float:
+        """The largest NEB force component."""
         return float(self.force.abs().max())
 
+    @property
+    def spacing(self) -> float:
+        """The mean distance between neighbouring images."""
+        return float(_image_norm(self.band[1:] - self.band[:-1]).mean())
 
-class _FireResult(NamedTuple):
+    @property
+    def length(self) -> float:
+        return float(_image_norm(self.band[1:] - self.band[:-1]).sum())
+
+
+def curvature_scale(band: _Band) -> float:
+    """rho ~ the spectral radius of the NEB force's Jacobian: power iteration on finite
+    differences (POWER_ITERATIONS steps of POWER_STEP times the image spacing); the band is left
+    where it was."""
+    saved = (band.band, band.energies, band.grads, band.force)
+    x0, f0 = band.interior.clone(), band.force.clone()
+    eps = POWER_STEP * band.spacing
+    v = f0 / max(_norm(f0), 1e-300)
+    rho = 0.0
+    for _ in range(POWER_ITERATIONS):
+        if not band.move(x0 + eps * v):
+            break
+        jv = (band.force - f0) / eps
+        rho = _norm(jv)
+        if rho == 0.0:
+            break
+        v = jv / rho
+    band.band, band.energies, band.grads, band.force = saved
+    return rho
+
+
+class _Memory:
+    """The L-BFGS two-loop recursion (Nocedal and Wright, Alg. 7.4) with H_0 = gamma I, on the
+    band as one vector and the NEB force as the negative gradient."""
+
+    def __init__(self, gamma0: float) -> None:
+        self.S: list[Tensor] = []
+        self.Y: list[Tensor] = []
+        self.gamma0 = gamma0
+
+    def reset(self) -> None:
+        self.S.clear()
+        self.Y.clear()
+
+    def direction(self, force: Tensor) -> Tensor:
+        q, alphas = force.clone(), []
+        for s, y in zip(reversed(self.S), reversed(self.Y)):
+            a = float((s * q).sum() / (y * s).sum())
+            alphas.append(a)
+            q = q - a * y
+        gamma = float((self.S[-1] * self.Y[-1]).sum() / (self.Y[-1] ** 2).sum()) if self.S else 0.0
+        r = (gamma if self.S else self.gamma0) * q
+        for (s, y), a in zip(zip(self.S, self.Y), reversed(alphas)):
+            r = r + (a - float((y * r).sum() / (y * s).sum())) * s
+        return r
+
+    def update(self, s: Tensor, y: Tensor) -> bool:
+        """Keep the pair (step, change of -force) if it has positive curvature, else reset."""
+        if float((s * y).sum()) <= 0:
+            self.reset()
+            return False
+        self.S.append(s)
+        self.Y.append(y)
+        if len(self.S) > MEMORY:
+            self.S.pop(0)
+            self.Y.pop(0)
+        return True
+
+
+class _Relaxation(NamedTuple):
     converged: bool
     nit: int
     message: str
+    diverged: bool = False
 
 
-def _fire(band: _Band, tol: float, max_iter: int, climbing: bool) -> _FireResult:
-    """Relax ``band`` by FIRE 2.0 until max |F| <= tol (with the climbing image where asked)."""
-    start = band.residual
-    spacing = float(torch.linalg.vector_norm(band.band[1] - band.band[0]))
-    max_step = MAX_STEP * spacing
-    dt0 = math.sqrt(STEP0 * spacing / max(_image_norm(band.force).max(), 1e-300))
-    x, v = band.band[1:-1].clone(), torch.zeros_like(band.band[1:-1])
-    dt, alpha, n_pos = dt0, FIRE_ALPHA, 0
+def _relax(band: _Band, tol: float, max_iter: int, climbing: bool) -> _Relaxation:
+    """L-BFGS on the NEB force until max |F| <= tol (with the climbing image where asked)."""
+    start, resets, it = band.residual, 0, 0
+    length = band.length
+    memory: _Memory | None = None
+    rho = max_step = math.nan
     for it in range(max_iter + 1):
-        if climbing and band.climbing is None and band.residual <= CLIMB_START * start:
+        if climbing and band.climbing is None and band.residual <= max(CLIMB_START * start, tol):
             band.climb()
-            v.zero_()
+            memory = None  # the force field changed: forget the old pairs
         if band.residual <= tol and (band.climbing is not None or not climbing):
-            return _FireResult(
-                True, it, f"converged: max force {band.residual:.3g} <= tol {tol:.3g}"
-            )
+            msg = f"converged: max force {band.residual:.3g} <= tol {tol:.3g}"
+            return _Relaxation(True, it, f"{msg} after {it} iterations ({resets} resets)")
         if it == max_iter:
             break
-        F = band.force
-        if float((F * v).sum()) > 0:
-            n_pos += 1
-            if n_pos > FIRE_DELAY:
-                dt, alpha = min(dt * FIRE_INC, FIRE_DT_MAX * dt0), alpha * FIRE_F_ALPHA
-        else:
-            n_pos = 0
-            if it >= FIRE_DELAY:
-                dt, alpha = max(dt * FIRE_DEC, FIRE_DT_MIN * dt0), FIRE_ALPHA
-            x = x - 0.5 * dt * v
-            v = torch.zeros_like(v)
-        v = v + dt * F
-        v = (1 - alpha) * v + alpha * _norm(v) / max(_norm(F), 1e-300) * F
-        dx = dt * v
-        dx = dx * (max_step / _image_norm(dx).clamp(min=max_step))[:, None]
-        x = x + dx
-        band.move(x)
-    phase = "" if band.climbing is not None or not climbing else " (the image never climbed)"
-    return _FireResult(
+        if math.isnan(rho):
+            rho = max(curvature_scale(band), 1e-300)
+            max_step = MAX_STEP * band.spacing
+        memory = _Memory(1.0 / rho) if memory is None else memory
+        force = band.force
+        step = memory.direction(force)
+        if float((step * force).sum()) <= 0:  # not along the force: steepest descent
+            memory.reset()
+            resets += 1
+            step = force / rho
+        step = step * (max_step / _image_norm(step).clamp(min=max_step))[:, None]
+        if not band.move(band.interior + step):  # NaN or inf there: shorter steps
+            memory.reset()
+            max_step *= 0.5
+            continue
+        if not memory.update(step, force - band.force):
+            resets += 1
+        if band.length > LENGTH_LIMIT * length:
+            return _Relaxation(
+                False,
+                it + 1,
+                f"diverging: the band grew to {band.length / length:.3g} times the straight "
+                f"line's length after {it + 1} iterations (max force {band.residual:.3g})",
+                diverged=True,
+            )
+    phase = "" if band.climbing is not None or not climbing else " (no image climbed yet)"
+    return _Relaxation(
         False,
-        max_iter,
-        f"budget exhausted: max force {band.residual:.3g} > tol {tol:.3g} after {max_iter} "
-        f"FIRE iterations{phase}",
+        it,
+        f"budget exhausted: max force {band.residual:.3g} > tol {tol:.3g} after {it} "
+        f"iterations ({resets} resets){phase}",
     )
 
 
@@ -193,12 +285,14 @@ def neb_path(
         images: N >= 3 images, endpoints included; the band starts on the straight line.
         climbing: let the highest image climb to the saddle once the band is roughly relaxed.
         tol: converged when the largest NEB force component <= tol; default
-            :data:`DEFAULT_RTOL` times the largest gradient component on the straight line.
-        max_iter: FIRE iterations at most.
+            :data:`DEFAULT_RTOL` times the largest gradient component on the straight line, or
+            :data:`TOL_FLOOR` if that is larger.
+        max_iter: L-BFGS iterations on the band at most.
         spring: the spring constant k; default: the largest secant curvature along the
             straight line, max_i |g_{i+1} - g_i| / |x_{i+1} - x_i| (1 where that is 0).
-        refine: refine the climbing image with :func:`refine_saddle`; default (None): when
-            climbing and the objective has ``value_grad_hessian``.
+        refine: refine the climbing image with :func:`refine_saddle` (skipped when the band
+            diverged); default (None): when climbing and the objective has
+            ``value_grad_hessian``.
 
     Returns:
         A :class:`CurvePath` of kind ``"neb"`` with ``climbing``, ``refined`` and ``saddle``;
@@ -218,17 +312,20 @@ def neb_path(
         raise TypeError(f"climbing must be a bool; got {type(climbing).__name__}")
     if spring is not None:
         spring = check_tolerance("spring", spring)
+    if tol is not None:
+        tol = check_tolerance("tol", tol)
     refine = _resolve_refine(refine, climbing, objective)
     t0 = time.perf_counter()
     s = torch.linspace(0.0, 1.0, images, dtype=torch.float64)
     band = _Band(objective, line_points(x_a, x_b, s), spring)
-    tol = DEFAULT_RTOL * band.gradient_scale if tol is None else check_tolerance("tol", tol)
-    fire = _fire(band, max(tol, 0.0), max_iter, climbing)
+    if tol is None:
+        tol = max(DEFAULT_RTOL * band.gradient_scale, TOL_FLOOR)
+    relax = _relax(band, tol, max_iter, climbing)
     wall = time.perf_counter() - t0
-    fit = Fit("fire", tol, band.residual, fire.nit, band.ngev, wall, math.nan)
+    fit = Fit("lbfgs", tol, band.residual, relax.nit, band.ngev, wall, math.nan)
     refined = certificate = None
-    message, converged = f"NEB (spring {band.spring:.3g}): {fire.message}", fire.converged
-    if refine:
+    message, converged = f"NEB (spring {band.spring:.3g}): {relax.message}", relax.converged
+    if refine and not relax.diverged:
         i = band.climbing if band.climbing is not None else 1 + int(band.energies[1:-1].argmax())
         refined, certificate = refine_saddle(objective, band.band[i])
         converged = converged and refined.success

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from weightsym import activations as acts
+from weightsym.certify import certify_path
 from weightsym.curvature import saddle_index
 from weightsym.data import gaussian_inputs
 from weightsym.experiments.rows import FlagRow
@@ -43,7 +44,8 @@ class ToyConfig:
     """The toy sweep: which teachers, variants and pairs, and the path settings they share.
 
     ``path`` is the template of every path (its ``pair`` and preset fields are set per job);
-    ``pairs=None`` means all pairs of layer 1.
+    ``pairs=None`` means all pairs of layer 1. With ``certify`` every path is computed twice
+    more, with a doubled budget and with other rounding (:func:`weightsym.certify.certify_path`).
     """
 
     activations: Sequence[str] = ACTIVATIONS
@@ -53,6 +55,7 @@ class ToyConfig:
     width: int = 5
     seed: int = 0
     path: PathConfig = TOY_PATH
+    certify: bool = False
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     def all_pairs(self) -> list[tuple[int, int]]:
@@ -160,6 +163,8 @@ class ToyRow(FlagRow):
     saddle_negative: int
     saddle_zero: int
     saddle_positive: int
+    certified: bool | None  # None: not certified because not asked (--certify)
+    certify_reason: str
     wall_time: float
     folder: str
 
@@ -173,7 +178,11 @@ def run_one(cfg: ToyConfig, act: str, var: str, pair: tuple[int, int], folder: s
     """Compute (or resume) one path and measure its permutation point's saddle index."""
     loss, theta = toy_problem(act, cfg)
     t0 = time.perf_counter()
-    path = find_path(loss, theta, cfg.path_config(var, pair), out=folder)
+    config = cfg.path_config(var, pair)
+    certificate = None
+    if cfg.certify:
+        certificate = certify_path(loss, theta, config=config, out=folder, threads=1)
+    path = find_path(loss, theta, config, out=folder)  # resumed: every step is on disk
     wall = time.perf_counter() - t0
     point = path.thetas[-1]
     neg, zero, pos = saddle_index(loss, point)
@@ -196,6 +205,8 @@ def run_one(cfg: ToyConfig, act: str, var: str, pair: tuple[int, int], folder: s
         saddle_negative=neg,
         saddle_zero=zero,
         saddle_positive=pos,
+        certified=None if certificate is None else certificate.certified,
+        certify_reason="" if certificate is None else certificate.reason,
         wall_time=wall,
         folder=Path(folder).name,
     )
