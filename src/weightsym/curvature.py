@@ -74,6 +74,11 @@ def hessian_spectrum(
             P <= :data:`DENSE_MAX_PARAMS`, else Lanczos).
         which: "both" (2k values, lowest then highest), "lowest" or "highest" (k values).
     """
+    if not hasattr(loss, "num_params") or not (hasattr(loss, "hessian") or hasattr(loss, "hvp")):
+        raise TypeError(
+            "loss must be a weightsym.Loss or an objective with num_params and hessian or hvp; "
+            f"got {type(loss).__name__}"
+        )
     P = int(loss.num_params)
     _check_args(k, method, which)
     if method == "auto":

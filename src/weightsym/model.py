@@ -32,16 +32,18 @@ class MLP:
         activation: str = "tanh",
         negative_slope: float = acts.LEAKY_SLOPE,
     ) -> None:
+        if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
+            raise TypeError(f"widths must be a sequence of ints; got {type(widths).__name__}")
         widths = list(widths)
         if len(widths) < 2:
             raise ValueError(f"widths must list at least input and output sizes; got {widths}")
         for w in widths:
             if isinstance(w, bool) or not isinstance(w, int) or w < 1:
                 raise ValueError(f"widths must be positive integers; got {widths}")
+        self.act = acts.get(activation, negative_slope)  # checks both
         self.widths: list[int] = widths
         self.activation: str = activation
         self.negative_slope = float(negative_slope)
-        self.act = acts.get(activation, negative_slope)
         self.shapes: list[tuple[int, int]] = [
             (widths[k], widths[k - 1] + 1) for k in range(1, len(widths))
         ]

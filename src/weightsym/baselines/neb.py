@@ -53,6 +53,7 @@ MAX_STEP = 0.5  # no image moves more than MAX_STEP * the mean image spacing per
 MEMORY = 20  # L-BFGS pairs kept
 POWER_ITERATIONS = 20  # power iteration for the curvature scale rho
 POWER_STEP = 1e-5  # its finite-difference step, times the mean image spacing
+RESTORE_FACTOR = 10.0  # max |F| above this times its best: back to the best band, halve the cap
 LENGTH_LIMIT = 10.0  # "diverging" once the band is longer than this times the straight line
 
 
@@ -127,6 +128,12 @@ class _Band:
         self.refresh()
         return True
 
+    def snapshot(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.band, self.energies, self.grads, self.force
+
+    def restore(self, state: tuple[Tensor, Tensor, Tensor, Tensor]) -> None:
+        self.band, self.energies, self.grads, self.force = state
+
     def climb(self) -> None:
         """Let the highest interior image climb from now on."""
         self.climbing = 1 + int(torch.argmax(self.energies[1:-1]))
@@ -154,7 +161,7 @@ def curvature_scale(band: _Band) -> float:
     """rho ~ the spectral radius of the NEB force's Jacobian: power iteration on finite
     differences (POWER_ITERATIONS steps of POWER_STEP times the image spacing); the band is left
     where it was."""
-    saved = (band.band, band.energies, band.grads, band.force)
+    saved = band.snapshot()
     x0, f0 = band.interior.clone(), band.force.clone()
     eps = POWER_STEP * band.spacing
     v = f0 / max(_norm(f0), 1e-300)
@@ -167,7 +174,7 @@ def curvature_scale(band: _Band) -> float:
         if rho == 0.0:
             break
         v = jv / rho
-    band.band, band.energies, band.grads, band.force = saved
+    band.restore(saved)
     return rho
 
 
@@ -222,10 +229,12 @@ def _relax(band: _Band, tol: float, max_iter: int, climbing: bool) -> _Relaxatio
     length = band.length
     memory: _Memory | None = None
     rho = max_step = math.nan
+    best = (band.residual, band.snapshot())
     for it in range(max_iter + 1):
         if climbing and band.climbing is None and band.residual <= max(CLIMB_START * start, tol):
             band.climb()
             memory = None  # the force field changed: forget the old pairs
+            best = (band.residual, band.snapshot())
         if band.residual <= tol and (band.climbing is not None or not climbing):
             msg = f"converged: max force {band.residual:.3g} <= tol {tol:.3g}"
             return _Relaxation(True, it, f"{msg} after {it} iterations ({resets} resets)")
@@ -247,6 +256,13 @@ def _relax(band: _Band, tol: float, max_iter: int, climbing: bool) -> _Relaxatio
             max_step *= 0.5
             continue
         if not memory.update(step, force - band.force):
+            resets += 1
+        if band.residual < best[0]:
+            best = (band.residual, band.snapshot())
+        elif band.residual > RESTORE_FACTOR * best[0]:  # unstable: back to the best band
+            band.restore(best[1])
+            memory.reset()
+            max_step *= 0.5
             resets += 1
         if band.length > LENGTH_LIMIT * length:
             return _Relaxation(
