@@ -8,19 +8,13 @@ wrapped as a ``scipy.sparse.linalg.LinearOperator`` so that scipy's solvers appl
 design of curvlinops).
 
 The lowest end. ARPACK's convergence test is relative, |theta - lambda| <= tol |theta|, which
-cannot be met for Ritz values near zero; and at a minimum or a permutation point the low end is
-exactly a cluster near zero (measured: ``which="SA"`` with ``tol=0`` did not converge on a
-74-parameter network at its minimum). We therefore shift: with sigma just above the largest
-eigenvalue (from a first ``which="LA"`` call, which converges fast), the lowest eigenvalues of H
-are the largest of sigma I - H, all of whose eigenvalues are >= 0 and ~|H| at the wanted end,
-so the relative test becomes an absolute one, ~tol |H|. The Krylov space is the same (it is
-shift-invariant); only the stopping test changes. Each call uses a Krylov space of
+cannot be met for Ritz values near zero, and at a minimum or a permutation point the low end is
+a cluster near zero. We therefore shift: with sigma just above the largest eigenvalue (from a
+first ``which="LA"`` call), the lowest eigenvalues of H are the largest of sigma I - H, so the
+relative test becomes an absolute one, ~tol |H|; the Krylov space is the same. Each call uses
 ``max(2k + 1, KRYLOV_MIN)`` vectors and a fixed start vector, so results are reproducible.
-
-Limitation (measured): at a minimum the low end is a dense cluster (eigenvalues 1e-10 .. 1e-6
-next to a largest of 20), which Lanczos resolves only slowly or not at all (a 386-parameter
-network: no convergence in 3,861 restarts, minutes). Then a RuntimeError says so; the dense
-method (exact, P <= a few thousand) is the tool for spectra at minima.
+Where Lanczos cannot resolve a dense cluster at a minimum a RuntimeError says so; the dense
+method is the tool for spectra at minima. What was measured: docs/curvature.md.
 """
 
 from __future__ import annotations
