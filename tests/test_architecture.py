@@ -32,6 +32,7 @@ RANKS = {
     "counting": 2,
     "userdata": 3,
     "data": 3,
+    "pca": 3,
     "download": 3,
     "points": 3,
     "equal_loss_path": 3,

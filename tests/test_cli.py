@@ -118,6 +118,13 @@ def test_path_on_a_saved_sequential(tmp_path):
     assert result.exit_code == 0, result.output
     config = json.loads((out / "summary.json").read_text())["summary"]["config"]
     assert (config["max_iter"], config["patience"]) == (7, 3)
+    # --certify: two reruns, kept next to the path, and the verdict printed
+    out = tmp_path / "out-certify"
+    result = CliRunner().invoke(main, [*args, "--out", str(out), "--certify"])
+    assert result.exit_code == 0, result.output
+    assert "certified" in result.output
+    assert (out / "certify" / "double-budget" / "steps.csv").is_file()
+    assert (out / "certify" / "other-rounding" / "steps.csv").is_file()
 
 
 def test_path_errors_name_the_problem(tmp_path):

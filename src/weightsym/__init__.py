@@ -6,6 +6,15 @@ and their count.
 """
 
 from weightsym import counting
+from weightsym.baselines import (
+    CurvePath,
+    barrier_height,
+    bezier_path,
+    linear_path,
+    neb_path,
+    refine_saddle,
+)
+from weightsym.certify import PathCertificate, certify_path
 from weightsym.curvature import hessian_operator, hessian_spectrum, saddle_index
 from weightsym.equal_loss_path import equal_loss_permutation_path, output_shift
 from weightsym.io import library_version
@@ -77,6 +86,16 @@ __all__ = [
     "noncritical_directions",
     "output_shift",
     "equal_loss_permutation_path",
+    # certificates (docs/certification.md)
+    "certify_path",
+    "PathCertificate",
+    # paths between minima (docs/theory.md section 9)
+    "CurvePath",
+    "linear_path",
+    "bezier_path",
+    "neb_path",
+    "refine_saddle",
+    "barrier_height",
     # optimize, curvature
     "minimize",
     "OptimizeResult",

@@ -35,7 +35,7 @@ from weightsym.baselines.common import (
     check_choice,
     check_count,
     check_endpoints,
-    check_tolerance,
+    check_positive,
     evaluate,
 )
 from weightsym.baselines.linear import DEFAULT_POINTS, line_points
@@ -145,7 +145,7 @@ def bezier_path(
     seed = check_count("seed", seed, minimum=0)
     points = check_count("points", points, minimum=2)
     nodes = check_count("nodes", nodes, minimum=1)
-    tol = check_tolerance("tol", tol)
+    tol = check_positive("tol", tol)
     max_iter = check_count("max_iter", max_iter, minimum=0)
     curve = CurveObjective(objective, x_a, x_b, kind, bends, nodes)
     res = minimize(curve, initial_bends(x_a, x_b, bends, seed), "lbfgs", tol=tol, max_iter=max_iter)

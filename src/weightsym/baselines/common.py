@@ -48,7 +48,7 @@ def check_count(name: str, value: Any, minimum: int) -> int:
     return value
 
 
-def check_tolerance(name: str, value: Any) -> float:
+def check_positive(name: str, value: Any) -> float:
     """A finite positive number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e300:
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")

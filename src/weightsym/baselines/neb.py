@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from weightsym.baselines.common import check_count, check_endpoints, check_tolerance, evaluate
+from weightsym.baselines.common import check_count, check_endpoints, check_positive, evaluate
 from weightsym.baselines.linear import line_points
 from weightsym.baselines.record import CurvePath, Fit
 from weightsym.baselines.saddle import refine_saddle
@@ -327,9 +327,9 @@ def neb_path(
     if not isinstance(climbing, bool):
         raise TypeError(f"climbing must be a bool; got {type(climbing).__name__}")
     if spring is not None:
-        spring = check_tolerance("spring", spring)
+        spring = check_positive("spring", spring)
     if tol is not None:
-        tol = check_tolerance("tol", tol)
+        tol = check_positive("tol", tol)
     refine = _resolve_refine(refine, climbing, objective)
     t0 = time.perf_counter()
     s = torch.linspace(0.0, 1.0, images, dtype=torch.float64)

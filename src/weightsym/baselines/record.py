@@ -2,7 +2,7 @@
 
 One record for every baseline (straight line, Bezier curve, polygonal chain, nudged elastic
 band), shaped like the permutation path's: ``full() -> (t, thetas, losses)`` and a ``barrier``
-of the same type (:class:`weightsym.paths.records.Barrier`), so that
+of the same type (:class:`weightsym.paths.Barrier`), so that
 :func:`weightsym.baselines.barrier_report` and the plots treat them alike.
 """
 
@@ -17,7 +17,7 @@ from torch import Tensor
 from weightsym.baselines.barriers import arc_length
 from weightsym.baselines.saddle import SaddleCertificate
 from weightsym.optimize import OptimizeResult
-from weightsym.paths.records import Barrier
+from weightsym.paths import Barrier
 
 KINDS = ("linear", "bezier", "chain", "neb")
 

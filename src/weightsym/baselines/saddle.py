@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from weightsym.baselines.common import check_count, check_objective, check_tolerance
+from weightsym.baselines.common import check_count, check_objective, check_positive
 from weightsym.curvature import spectrum_counts
 from weightsym.optimize import OptimizeResult, Status
 from weightsym.validation import check_vector
@@ -100,7 +100,7 @@ def refine_saddle(
     """
     check_objective(objective, hessian=True)
     x = check_vector(x, int(objective.num_params), "x").detach().clone()
-    tol = check_tolerance("tol", tol)
+    tol = check_positive("tol", tol)
     max_iter = check_count("max_iter", max_iter, minimum=1)
     t0 = time.perf_counter()
     start = float(x.abs().max())

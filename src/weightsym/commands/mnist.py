@@ -18,8 +18,10 @@ from weightsym.commands.params import (
 )
 from weightsym.diagnostics import FLAGS
 from weightsym.experiments.mnist import LOSSES, Claims, MnistConfig, TableRow, run_mnist
+from weightsym.experiments.mnist.teachers import PIXELS
 from weightsym.experiments.runner import SweepError
 from weightsym.io import ResultsFolderError
+from weightsym.optimize import DENSE_MAX_PARAMS
 from weightsym.paths import PRESETS
 from weightsym.plots import mnist_figure
 
@@ -65,6 +67,15 @@ def _listed(values) -> str:
     default=DEFAULTS.limit,
     help="Use this many digits (class-balanced); default: all of the source's training set.",
 )
+@click.option(
+    "--pca",
+    type=click.IntRange(1, PIXELS),
+    default=DEFAULTS.pca,
+    help="Reduced MNIST: project the digits onto their top K whitened principal components "
+    "(fitted on the training digits used; K at most their rank); teachers are then K-H-H-10. "
+    f"With at most {DENSE_MAX_PARAMS} parameters, H (K + H + 12) + 10, --solver auto is "
+    "trust-region Newton on the exact Hessian. Default: the 784 pixels.",
+)
 @click.option("--activation", default=DEFAULTS.activation, show_default=True)
 @click.option(
     "--target-accuracy",
@@ -99,16 +110,16 @@ def _listed(values) -> str:
 @scheduler_option
 @progress_option
 def cmd(
-    out, widths, seeds, variants, loss_kind, source, limit, activation, target_accuracy,
+    out, widths, seeds, variants, loss_kind, source, limit, pca, activation, target_accuracy,
     teacher_max_iter, lanczos_steps, workers, threads, scheduler, progress, **path,
 ):  # fmt: skip
     """Merge the most similar pair of layer 2 of every MNIST teacher (paper Fig. 3, Sec. 5).
 
-    Trains (or reuses) teachers 784-H-H-10 for every H and seed, then for every variant moves
-    the student from the teacher to the permutation point and writes into OUT:
-    teachers/H<H>-seed<s>.pt, paths/H<H>-seed<s>-<variant>-<loss>/ (per-step checkpoint,
-    steps.csv, thetas.pt, summary.json, mnist.json), steps.csv (every step, with the training
-    accuracy), summary.csv (one row per path), table.csv (per H: barrier mean and spread,
+    Trains (or reuses) teachers 784-H-H-10 (K-H-H-10 with --pca K) for every H and seed,
+    then for every variant moves the student from the teacher to the permutation point and
+    writes into OUT: teachers/H<H>-seed<s>.pt, paths/H<H>-seed<s>-<variant>-<loss>/ (per-step
+    checkpoint, steps.csv, thetas.pt, summary.json, mnist.json), steps.csv (every step, with the
+    training accuracy), summary.csv (one row per path), table.csv (per H: barrier mean and spread,
     accuracy drop, barrier position, escape flags, saddle index), summary.json (all of it and
     the verdict on the paper's claims) and fig3_<loss>.png. A killed run resumes.
     """
@@ -119,6 +130,7 @@ def cmd(
         loss=loss_kind,
         source=source,
         limit=limit,
+        pca=pca,
         activation=activation,
         target_accuracy=target_accuracy,
         teacher_max_iter=teacher_max_iter,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from weightsym.certify import certify_path
 from weightsym.commands.params import (
     CommandError,
     PairList,
@@ -51,6 +52,13 @@ DEFAULTS = PathConfig()
 @path_options(DEFAULTS)
 @out_option("results/path")
 @click.option(
+    "--certify",
+    is_flag=True,
+    default=False,
+    help="Compute the path twice more (twice the budget; other rounding) and say whether its "
+    "barrier, the barrier's position and the loss at the permutation point agree to 1%.",
+)
+@click.option(
     "--trust-pickle",
     is_flag=True,
     default=False,
@@ -58,7 +66,7 @@ DEFAULTS = PathConfig()
     "code the file contains; use only for files from a source you trust. Without it only "
     "state dicts and nn.Sequential of supported layers load.",
 )
-def cmd(model, data, layer, pair, kind, distance, gauge, out, trust_pickle, **options):
+def cmd(model, data, layer, pair, kind, distance, gauge, out, certify, trust_pickle, **options):
     """Merge two neurons of MODEL (a saved nn.Sequential) on DATA (X, Y in .pt or .npz).
 
     Writes OUT/steps.csv (one row per step), OUT/thetas.pt (parameters along the first half),
@@ -77,7 +85,9 @@ def cmd(model, data, layer, pair, kind, distance, gauge, out, trust_pickle, **op
         base = DEFAULTS.replace(
             layer=layer, pair=pair[0] if pair else None, distance=distance, gauge=gauge
         )
-        path = find_path(loss, theta, path_config(base, options), out=out, progress=True)
+        config = path_config(base, options)
+        certificate = certify_path(loss, theta, config=config, out=out) if certify else None
+        path = find_path(loss, theta, config, out=out, progress=not certify)
     except ResultsFolderError as exc:
         raise CommandError(str(exc)) from exc
     except (ValueError, TypeError, FileNotFoundError, CorruptFileError) as exc:
@@ -96,4 +106,6 @@ def cmd(model, data, layer, pair, kind, distance, gauge, out, trust_pickle, **op
         f"converged at every step: {s.all_converged} (worst grad_inf {s.worst_grad_inf:.1e}); "
         f"flags: {flags}"
     )
+    if certificate is not None:
+        click.echo(certificate.reason)
     click.echo(f"wrote {out}")

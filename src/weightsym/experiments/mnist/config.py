@@ -1,7 +1,8 @@
 """The settings of the MNIST sweep (paper Sec. 5, Fig. 3; docs/theory.md section 7).
 
-Teachers 784 -> H -> H -> 10 (:mod:`weightsym.experiments.mnist.teachers`), H in
-{10, 15, 20, 25}, 6 seeds each; in hidden layer k = 2 the most similar pair is merged in 100
+Teachers 784 -> H -> H -> 10 (:mod:`weightsym.experiments.mnist.teachers`), or K -> H -> H -> 10
+on the top K whitened principal components of the digits (``pca``), H in {10, 15, 20, 25}, 6
+seeds each; in hidden layer k = 2 the most similar pair is merged in 100
 log-spaced steps to 1e-4 d_0, for each path variant (the presets of
 :class:`weightsym.paths.PathConfig`, docs/theory.md section 5). The path settings live in one
 :class:`~weightsym.paths.PathConfig` template, :data:`MNIST_PATH`; why its solver is L-BFGS with
@@ -22,6 +23,7 @@ from weightsym.experiments.mnist.teachers import (
     DEFAULT_MAX_ITER,
     DEFAULT_TARGET_ACCURACY,
     TeacherConfig,
+    check_pca,
 )
 from weightsym.paths import PRESETS, PathConfig
 
@@ -51,6 +53,9 @@ class MnistConfig:
         variants: path presets (``paper``, ``joint``, ``gauge``), each run on every teacher.
         loss: one of :data:`LOSSES`.
         source, limit: the digits (:func:`weightsym.data.load_mnist`).
+        pca: None (the 784 pixels) or K: the teachers' and students' inputs are the digits'
+            top K whitened principal components, fitted on these training digits
+            (:func:`weightsym.pca.fit_pca`; at most their rank).
         activation, target_accuracy, teacher_max_iter: the teachers' training
             (:class:`~weightsym.experiments.mnist.teachers.TeacherConfig`).
         path: the template of every path; its ``distance`` and ``gauge`` are set per variant.
@@ -64,6 +69,7 @@ class MnistConfig:
     loss: str = "nmse"
     source: str = "embedded"
     limit: int | None = None
+    pca: int | None = None
     activation: str = DEFAULT_ACTIVATION
     target_accuracy: float = DEFAULT_TARGET_ACCURACY
     teacher_max_iter: int = DEFAULT_MAX_ITER
@@ -90,6 +96,7 @@ class MnistConfig:
         for H in self.widths:
             if isinstance(H, bool) or not isinstance(H, int) or H < 2:
                 raise ValueError(f"widths must be ints >= 2 (a pair needs two); got {H!r}")
+        check_pca(self.pca)
         if self.lanczos_steps < 0:
             raise ValueError(f"lanczos_steps must be >= 0; got {self.lanczos_steps!r}")
         if self.workers < 1:
@@ -104,7 +111,7 @@ class MnistConfig:
         return self.path.replace(**PRESETS[variant])
 
     def teacher_config(self, width: int, seed: int, data: str) -> TeacherConfig:
-        """The settings of teacher (H, seed) trained on the digits fingerprinted ``data``."""
+        """The settings of teacher (H, seed) trained on the inputs fingerprinted ``data``."""
         return TeacherConfig(
             width=int(width),
             seed=int(seed),
@@ -112,6 +119,7 @@ class MnistConfig:
             target_accuracy=self.target_accuracy,
             max_iter=self.teacher_max_iter,
             data=data,
+            pca=self.pca,
         )
 
     def teachers(self) -> list[tuple[int, int]]:

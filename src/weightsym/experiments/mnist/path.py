@@ -70,6 +70,7 @@ class PathJob:
             "loss": c.loss,
             "source": c.source,
             "limit": c.limit,
+            "pca": c.pca,
             "activation": c.activation,
             "target_accuracy": c.target_accuracy,
             "teacher_max_iter": c.teacher_max_iter,

@@ -24,6 +24,7 @@ from weightsym.experiments.mnist.config import MnistConfig
 from weightsym.experiments.mnist.teachers import Teacher, accuracy
 from weightsym.losses import Loss
 from weightsym.model import MLP
+from weightsym.pca import fit_pca, project
 
 MONOTONE_RTOL = 1e-6
 """A fall of the loss by at most this fraction of the barrier still counts as monotone."""
@@ -34,7 +35,7 @@ def mnist_problem(teacher: Teacher, X: Tensor, y: Tensor, kind: str) -> Loss:
 
     Args:
         teacher: the teacher (its network is the student's).
-        X: (T, 784) digits; y: (T,) labels (used by ``nll`` only).
+        X: (T, n_0) inputs (:func:`load_digits`); y: (T,) labels (used by ``nll`` only).
         kind: ``"nmse"`` or ``"nll"``.
 
     Returns:
@@ -50,7 +51,7 @@ def accuracy_curve(net: MLP, thetas: Tensor, X: Tensor, y: Tensor) -> list[float
 
     Args:
         net: the student's network; thetas: (N, P) points of the path.
-        X: (T, 784) digits; y: (T,) labels.
+        X: (T, n_0) inputs (:func:`load_digits`); y: (T,) labels.
 
     Returns:
         The N accuracies (:func:`~weightsym.experiments.mnist.teachers.accuracy`).
@@ -79,5 +80,24 @@ def rises_monotonically(losses: Sequence[float], rtol: float = MONOTONE_RTOL) ->
 
 
 def load_digits(cfg: MnistConfig) -> tuple[Tensor, Tensor]:
-    """The training digits of the sweep: ``cfg.limit`` of ``cfg.source`` (class-balanced)."""
-    return load_mnist(cfg.source, "train", cfg.limit)
+    """The training inputs of the sweep and their labels.
+
+    The digits are ``cfg.limit`` of ``cfg.source`` (class-balanced), as 784 pixels, or with
+    ``cfg.pca`` = K their top K whitened principal components fitted on these same digits
+    (:mod:`weightsym.pca`, docs/theory.md section 8): the teachers are trained on the projected
+    inputs, so the student-teacher setup stays exact on them.
+
+    Returns:
+        X: (T, 784) or (T, K) float64; y: (T,) int64 labels.
+
+    Raises:
+        ValueError: ``cfg.pca`` exceeds the rank of the centred digits.
+    """
+    X, y = load_mnist(cfg.source, "train", cfg.limit)
+    if cfg.pca is None:
+        return X, y
+    try:
+        pcs = fit_pca(X, cfg.pca)
+    except ValueError as exc:
+        raise ValueError(f"pca = {cfg.pca} is too many components for these digits: {exc}") from exc
+    return project(X, pcs), y

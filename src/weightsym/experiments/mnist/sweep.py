@@ -66,9 +66,12 @@ def run_mnist(
         ``summary.json``).
 
     Raises:
-        ValueError: a setting out of range, or a stored teacher trained otherwise.
+        ValueError: a setting out of range (``cfg.pca`` above the digits' rank included).
+        SweepError: tasks failed, e.g. a stored teacher was trained otherwise.
     """
     cfg.validate()
+    if cfg.pca is not None:
+        load_digits(cfg)  # a K above the rank of the digits fails here, once, by name
     with open_results_folder(out) as folder:  # marker and lock: docs/results-folders.md
         out = folder.path
         work, teacher_keys, path_keys = tasks(cfg, out)

@@ -1,9 +1,10 @@
 """MNIST teachers of the student-teacher experiment (paper Sec. 5, Fig. 3; docs/theory.md
 section 7).
 
-A teacher is a 784 -> H -> H -> 10 network (linear output, logits) trained with the negative
-log-likelihood (``nll``) on MNIST, "pre-trained on the MNIST data set using negative
-log-likelihood loss" in the paper's words. The paper states neither the activation, the
+A teacher is a 784 -> H -> H -> 10 network (linear output, logits), or K -> H -> H -> 10 on the
+top K whitened principal components of the digits (``pca``, :mod:`weightsym.pca`), trained
+with the negative log-likelihood (``nll``) on MNIST, "pre-trained on the MNIST data set using
+negative log-likelihood loss" in the paper's words. The paper states neither the activation, the
 optimizer nor how far it trained; we fix them here and say so:
 
 * **activation** ``softplus`` by default (:data:`DEFAULT_ACTIVATION`). It is smooth, so the path
@@ -44,6 +45,7 @@ from weightsym.optimize import minimize
 DEFAULT_ACTIVATION = "softplus"
 DEFAULT_TARGET_ACCURACY = 0.98
 DEFAULT_MAX_ITER = 2000
+PIXELS = 784
 TEACHER_FORMAT = "weightsym.mnist-teacher/1"
 TRAIN_TOL = 1e-10
 """grad_inf tolerance of teacher training (in practice the accuracy target stops it first)."""
@@ -53,7 +55,8 @@ TRAIN_TOL = 1e-10
 class TeacherConfig:
     """Everything that determines a teacher (stored in its file and compared on reuse).
 
-    ``data`` is the fingerprint of the training digits (:func:`data_fingerprint`).
+    ``data`` is the fingerprint of the training inputs (:func:`data_fingerprint`); ``pca`` the
+    number K of whitened principal components they are projected onto (None: the 784 pixels).
     """
 
     width: int
@@ -62,11 +65,12 @@ class TeacherConfig:
     target_accuracy: float = DEFAULT_TARGET_ACCURACY
     max_iter: int = DEFAULT_MAX_ITER
     data: str = ""
+    pca: int | None = None
 
     @property
     def widths(self) -> list[int]:
-        """The layer widths [784, H, H, 10]."""
-        return [784, self.width, self.width, 10]
+        """The layer widths [784, H, H, 10], or [K, H, H, 10] with ``pca`` = K."""
+        return [PIXELS if self.pca is None else self.pca, self.width, self.width, 10]
 
     def validate(self) -> None:
         """Raise ValueError (TypeError for a non-string activation) naming the bad setting."""
@@ -76,7 +80,15 @@ class TeacherConfig:
             raise ValueError(f"target_accuracy must lie in (0, 1]; got {self.target_accuracy!r}")
         if not (isinstance(self.max_iter, int) and self.max_iter >= 1):
             raise ValueError(f"max_iter must be a positive int; got {self.max_iter!r}")
+        check_pca(self.pca)
         activations.get(self.activation)
+
+
+def check_pca(pca: object) -> None:
+    """Raise ValueError unless ``pca`` is None or an int in 1..784 (components of the pixels)."""
+    is_int = isinstance(pca, int) and not isinstance(pca, bool)
+    if pca is not None and not (is_int and 1 <= pca <= PIXELS):
+        raise ValueError(f"pca must be None or an int in 1..{PIXELS}; got {pca!r}")
 
 
 @dataclass
@@ -134,7 +146,7 @@ def train_teacher(cfg: TeacherConfig, X: Tensor, y: Tensor) -> Teacher:
 
     Args:
         cfg: the teacher's settings.
-        X: (T, 784) float64 digits; y: (T,) int64 labels.
+        X: (T, n_0) float64 inputs (pixels or principal components); y: (T,) int64 labels.
 
     Returns:
         The trained :class:`Teacher`.
