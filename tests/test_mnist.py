@@ -125,3 +125,13 @@ def test_sweep_end_to_end_killed_and_resumed(tmp_path) -> None:
     _check_files(out)
     assert _read(out / "summary.csv") == before
     assert _read(out / "table.csv") == _read(ref / "table.csv")
+
+
+def test_two_local_workers_give_the_one_worker_tables(tmp_path) -> None:
+    """The sweep on a LocalCluster of 2 worker processes and of 1: identical tables."""
+    _sweep(tmp_path / "one")
+    two = [a if a != "1" or b != "--workers" else "2" for b, a in zip(["", *SWEEP], SWEEP)]
+    res = CliRunner().invoke(main, ["mnist", "--out", str(tmp_path / "two"), *two])
+    assert res.exit_code == 0, res.output
+    for table in ("summary.csv", "table.csv", "steps.csv"):
+        assert _read(tmp_path / "one" / table) == _read(tmp_path / "two" / table), table

@@ -392,3 +392,22 @@ def test_plan_merges_duplicates_and_refuses_bad_sweeps():
     with pytest.raises(InvalidSweepError, match="connect_timeout must be"):
         run_sweep([a], connect_timeout=-1)
     assert run_sweep([]) == {}
+
+
+def test_toy_command_on_a_running_scheduler_gives_the_local_table(cli_cluster, tmp_path):
+    """``weightsym toy --scheduler ADDRESS`` (workers started with Dask's own commands) and
+    ``--workers 1`` locally: the same summary table, cell for cell (wall times aside)."""
+    from click.testing import CliRunner
+
+    from weightsym.cli import main
+    from weightsym.io import read_csv
+
+    args = ["toy", "--pairs", "0-1,2-3", "--steps", "3", "--samples", "100", "--max-iter", "8",
+            "--activations", "softplus", "--no-progress"]  # fmt: skip
+    tables = []
+    for where, extra in (("remote", ["--scheduler", cli_cluster]), ("local", ["--workers", "1"])):
+        result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / where), *extra])
+        assert result.exit_code == 0, result.output
+        rows = read_csv(tmp_path / where / "summary.csv")
+        tables.append([{k: v for k, v in r.items() if k != "wall_time"} for r in rows])
+    assert tables[0] == tables[1] and len(tables[0]) == 4

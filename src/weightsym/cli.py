@@ -12,6 +12,7 @@ COMMANDS = {
     "mnist": "Paper Fig. 3: the MNIST student-teacher sweep.",
     "count": "Prop. 3: T(K, n), the number of K-th order permutation points per minimum.",
     "verify": "Check each claim of the paper (and our corrections) on a built network.",
+    "compare": "Permutation path vs linear, Bezier, chain and NEB paths between partner minima.",
 }
 
 

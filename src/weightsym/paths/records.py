@@ -27,20 +27,12 @@ distance of the highest loss on the path."""
 
 
 @dataclass(frozen=True)
-class StepRecord:
-    """One point of the path: where it is, what the solver reached, and the escape diagnostics.
+class StepOutcome:
+    """What the solver reached at one d: ``converged`` says whether grad_inf <= tol was
+    reached, ``message`` why the solver stopped; ``nit``, ``ngev``, ``nhev``, ``nhvp`` count
+    iterations, gradient evaluations, Hessians and Hessian-vector products; ``predicted``: the
+    step started from the extrapolated point rather than the previous solution."""
 
-    ``segment`` is ``"descent"`` (d > 0), ``"merge"`` (d = 0) or ``"shift"`` (the output-weight
-    shift, t in (1/4, 1/2]). ``converged`` says whether grad_inf <= tol was reached, ``message``
-    why the solver stopped. ``nit``, ``ngev``, ``nhev``, ``nhvp``: iterations, gradient
-    evaluations, Hessians and Hessian-vector products; ``predicted``: the step started from the
-    extrapolated point rather than the previous solution.
-    """
-
-    index: int
-    segment: str
-    d: float
-    t: float
     loss: float
     grad_inf: float
     nit: int
@@ -51,19 +43,36 @@ class StepRecord:
     message: str
     predicted: bool
     wall_time: float
+
+
+PLACE = ("index", "segment", "d", "t")
+"""The fields of a :class:`StepRecord` that say where the point is; its first CSV columns."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepRecord(StepOutcome):
+    """One point of the path: where it is, what the solver reached, the escape diagnostics.
+
+    ``segment`` is ``"descent"`` (d > 0), ``"merge"`` (d = 0) or ``"shift"`` (the output-weight
+    shift, t in (1/4, 1/2]); the solver's fields are those of :class:`StepOutcome`.
+    """
+
+    index: int
+    segment: str
+    d: float
+    t: float
     diagnostics: diag.StepDiagnostics
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
         """The CSV columns of :meth:`as_row`, in their fixed order."""
-        own = tuple(f.name for f in dataclasses.fields(cls) if f.name != "diagnostics")
-        return own + diag.StepDiagnostics.columns()
+        solver = tuple(f.name for f in dataclasses.fields(StepOutcome))
+        return PLACE + solver + diag.StepDiagnostics.columns()
 
     def as_row(self) -> dict[str, Any]:
-        """A flat row (the step's fields, then the diagnostics' columns) in a fixed order."""
-        row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del row["diagnostics"]
-        return row | self.diagnostics.as_row()
+        """A flat row (place, solver, diagnostics) in the order of :meth:`columns`."""
+        own = PLACE + tuple(f.name for f in dataclasses.fields(StepOutcome))
+        return {name: getattr(self, name) for name in own} | self.diagnostics.as_row()
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StepRecord:

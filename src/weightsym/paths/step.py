@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -19,23 +18,7 @@ from weightsym.constraints import ConstrainedLoss, PairConstraint, ScaledObjecti
 from weightsym.losses import Loss
 from weightsym.optimize import minimize
 from weightsym.paths.config import TRUST_REGION, PathConfig
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """What the solver reached at one d (the solver's part of a :class:`StepRecord`)."""
-
-    loss: float
-    grad_inf: float
-    nit: int
-    ngev: int
-    nhev: int
-    nhvp: int
-    converged: bool
-    message: str
-    predicted: bool
-    wall_time: float
-
+from weightsym.paths.records import StepOutcome
 
 PREDICTOR_ORDER = 2  # polynomial extrapolation in log d through the last 3 solutions
 
