@@ -28,6 +28,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hessian.py
 	$(BIN)/python benchmarks/toy_path.py
+	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/sweep_overhead.py
 
 clean:
 	rm -rf $(VENV) results
