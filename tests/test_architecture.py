@@ -41,6 +41,8 @@ RANKS = {
     "diagnostics": 3,
     "optimize": 3,
     "paths": 4,
+    "varpro": 4,
+    "whitening": 4,
     "certify": 5,
     "baselines": 5,
     "plots": 6,

@@ -3,17 +3,12 @@ theta* and sigma_{l<->m}(theta*) (docs/theory.md sections 4 and 9; ``weightsym c
 
 Path types (:data:`PATH_TYPES`): the permutation path (paper Sec. 4.1, a preset variant), the
 straight line, the quadratic Bezier curve and the polygonal chain with one trained bend, and the
-nudged elastic band with a climbing image, refined to a critical point with the exact Hessian
-and certified. All share the permutation path's ends (with the gauge variant, the unit-sphere
-representatives of theta* and its partner). Per path type: every barrier definition
-(:func:`weightsym.baselines.barrier_report`), converged or not, the saddle certificate where
-there is one, and the distances of the highest point from the permutation point x_pp and from
-the permutation path's barrier point (the nearer of it and its mirror image, of equal loss).
-
-Results folder: ``permutation/`` (the path's checkpoint); ``linear/``, ``bezier/``, ``chain/``,
-``neb/`` (checkpoints of one step, the finished path, whose config holds the settings and the
-problem's fingerprint: a rerun reuses a match and refuses a mismatch, naming the differing
-keys); ``table.csv``, ``summary.json``, ``compare.png``.
+nudged elastic band with a climbing image, refined with the exact Hessian and certified; all
+between the permutation path's own ends. Results folder: ``permutation/`` (the path's
+checkpoint); ``linear/``, ``bezier/``, ``chain/``, ``neb/`` (checkpoints of one step, the
+finished path, whose config holds the settings and the problem's fingerprint: a rerun reuses a
+match and refuses a mismatch, naming the differing keys); ``table.csv`` and ``summary.json``
+(a :class:`CompareRow` per path type, the :class:`Verdict`); ``compare.png``.
 """
 
 from __future__ import annotations
@@ -32,12 +27,13 @@ from torch import Tensor
 
 import weightsym.baselines as bl
 from weightsym.checkpoint import Checkpoint
-from weightsym.constraints import PairConstraint
+from weightsym.constraints import PairConstraint, unit_gauge
 from weightsym.experiments.pairs import DEFAULT_VARIANT
 from weightsym.experiments.toy import TOY_PATH
 from weightsym.io import atomic_write_csv, atomic_write_json, metadata
 from weightsym.jsonable import to_jsonable
 from weightsym.losses import Loss
+from weightsym.model import MLP
 from weightsym.optimize import OptimizeResult
 from weightsym.paths import PRESETS, TRUST_REGION, PathConfig, PermutationPath, find_path
 from weightsym.paths.find import problem_fingerprint
@@ -122,7 +118,8 @@ class CompareRow:
     ``saddle_*``, the certificate (permutation path: at x_pp; NEB: at the refined climbing
     image; else None), ``saddle_certified`` if grad_inf is within tolerance there and the index
     1; ``top_to_pp`` = |x_top - x_pp|, ``top_to_pp_barrier`` the distance of x_top from the
-    permutation path's barrier point or its mirror, ``saddle_to_pp`` = |x_saddle - x_pp|;
+    permutation path's barrier point or its mirror, ``saddle_to_pp`` = |x_saddle - x_pp| (all
+    between :func:`canonical` representatives: modulo rescaling for a homogeneous g);
     iterations, gradient evaluations, seconds to tolerance (or budget) and NEB's refinement's.
     """
 
@@ -170,19 +167,30 @@ class Verdict(NamedTuple):
 
 
 class CompareResult(NamedTuple):
+    """What :func:`run_compare` returns: the rows, the verdict and the figure's path."""
+
     rows: list[CompareRow]
     verdict: Verdict
     figure: Path
 
 
-def _distance(x: Tensor, anchors: list[Tensor]) -> float:
-    return min(float(torch.linalg.vector_norm(x - a)) for a in anchors)
+def canonical(net: MLP, x: Tensor) -> Tensor:
+    """``x`` with, for a positively homogeneous g, every hidden neuron's vartheta on the unit
+    sphere (:func:`weightsym.constraints.unit_gauge`, layer after layer), so that distances do
+    not count the rescaling symmetry (docs/theory.md section 5); for other g, ``x`` itself."""
+    for k in range(1, net.depth) if net.act.positively_homogeneous else ():
+        x = unit_gauge(net, x, k, tuple(range(net.widths[k])))
+    return x
 
 
-def _row(name: str, path: Any, anchors: list[Tensor], cert: bl.SaddleCertificate | None,
+def _distance(net: MLP, x: Tensor, anchors: list[Tensor]) -> float:
+    return min(float(torch.linalg.vector_norm(canonical(net, x) - a)) for a in anchors)
+
+
+def _row(net: MLP, name: str, path: Any, anchors: list[Tensor], cert: bl.SaddleCertificate | None,
          saddle_x: Tensor | None, **fields: Any) -> CompareRow:  # fmt: skip
     """The row of ``path``: its barriers, and its distances from x_pp = ``anchors[0]`` and from
-    the permutation path's barrier point or its mirror (``anchors[1:]``)."""
+    the permutation path's barrier point or its mirror (``anchors[1:]``, all canonical)."""
     rep = bl.barrier_report(path)
     _, thetas, _ = path.full()
     absolute = {k: getattr(rep, k) for k in ("max", "frankle", "entezari")}
@@ -194,9 +202,10 @@ def _row(name: str, path: Any, anchors: list[Tensor], cert: bl.SaddleCertificate
         saddle_grad_inf=None if cert is None else cert.grad_inf,
         saddle_index=None if cert is None else cert.negative,
         saddle_zero=None if cert is None else cert.zero,
-        top_to_pp=_distance(thetas[rep.index], anchors[:1]),
-        top_to_pp_barrier=_distance(thetas[rep.index], anchors[1:]),
-        saddle_to_pp=None if saddle_x is None else _distance(saddle_x, anchors[:1]), **fields,
+        top_to_pp=_distance(net, thetas[rep.index], anchors[:1]),
+        top_to_pp_barrier=_distance(net, thetas[rep.index], anchors[1:]),
+        saddle_to_pp=None if saddle_x is None else _distance(net, saddle_x, anchors[:1]),
+        **fields,
     )  # fmt: skip
 
 
@@ -212,7 +221,7 @@ def permutation_row(loss: Loss, path: PermutationPath, anchors: list[Tensor]) ->
     )
     solved = path.records[: path.num_solved]
     return _row(
-        "permutation", path, anchors, cert, pp, converged=s.all_converged,
+        loss.net, "permutation", path, anchors, cert, pp, converged=s.all_converged,
         saddle_loss=path.permutation_point_loss,
         saddle_certified=cert.negative == 1 and cert.grad_inf <= path.config.tol,
         nit=sum(r.nit for r in solved), ngev=sum(r.ngev for r in solved),
@@ -220,11 +229,11 @@ def permutation_row(loss: Loss, path: PermutationPath, anchors: list[Tensor]) ->
     )  # fmt: skip
 
 
-def curve_row(curve: bl.CurvePath, anchors: list[Tensor]) -> CompareRow:
+def curve_row(net: MLP, curve: bl.CurvePath, anchors: list[Tensor]) -> CompareRow:
     """A baseline path; for the band, the certificate at its refined climbing image."""
     r = curve.refined
     return _row(
-        curve.kind, curve, anchors, curve.saddle, None if r is None else r.x,
+        net, curve.kind, curve, anchors, curve.saddle, None if r is None else r.x,
         converged=curve.converged, saddle_loss=None if r is None else r.fun,
         saddle_certified=None if curve.saddle is None else curve.barrier.at_point,
         nit=curve.fit.nit, ngev=curve.fit.ngev, wall_time=curve.fit.wall_time,
@@ -238,15 +247,11 @@ def verdict(rows: list[CompareRow]) -> Verdict:
     converged = [r for r in rows if r.converged]
     pp, band = by["permutation"].saddle_loss, by["neb"]
     return Verdict(
-        lowest=min(rows, key=lambda r: r.max).path,
-        lowest_converged=min(converged, key=lambda r: r.max).path if converged else None,
-        permutation_point_loss=pp,
-        neb_saddle_loss=band.saddle_loss,
-        neb_saddle_index=band.saddle_index,
-        neb_saddle_certified=bool(band.saddle_certified),
-        neb_saddle_minus_pp=None if band.saddle_loss is None else band.saddle_loss - pp,
-        neb_saddle_to_pp=band.saddle_to_pp,
-    )
+        min(rows, key=lambda r: r.max).path,
+        min(converged, key=lambda r: r.max).path if converged else None,
+        pp, band.saddle_loss, band.saddle_index, bool(band.saddle_certified),
+        None if band.saddle_loss is None else band.saddle_loss - pp, band.saddle_to_pp,
+    )  # fmt: skip
 
 
 # -- one stored baseline ---------------------------------------------------------------------
@@ -254,7 +259,7 @@ def verdict(rows: list[CompareRow]) -> Verdict:
 BUILDERS = {"linear": bl.linear_path, "bezier": bl.bezier_path, "chain": bl.bezier_path}
 
 
-def baseline_checkpoint(out: Path, kind: str, cfg: CompareConfig, problem: str) -> Checkpoint:
+def open_baseline(out: Path, kind: str, cfg: CompareConfig, problem: str) -> Checkpoint:
     """The folder of baseline ``kind``; refuses one made with other settings or problem."""
     ends = {"layer": cfg.layer, "pair": list(cfg.pair), "variant": cfg.variant}
     config = {"path": kind, "problem": problem, "endpoints": ends, "settings": cfg.settings(kind)}
@@ -262,10 +267,8 @@ def baseline_checkpoint(out: Path, kind: str, cfg: CompareConfig, problem: str) 
 
 
 def _fields(record: Any, drop: str) -> dict[str, Any] | None:
-    if record is None:
-        return None
-    data = record._asdict() if hasattr(record, "_asdict") else dataclasses.asdict(record)
-    return {k: v for k, v in data.items() if k != drop}
+    data = None if record is None else getattr(record, "_asdict", lambda: vars(record))()
+    return None if data is None else {k: v for k, v in data.items() if k != drop}
 
 
 def save_curve(ckpt: Checkpoint, curve: bl.CurvePath) -> None:
@@ -345,19 +348,18 @@ def run_compare(
     cfg.validate(loss)
     with open_results_folder(out) as folder, contextlib.ExitStack() as stack:
         out, problem = folder.path, problem_fingerprint(loss, theta)
-        ckpts = {
-            k: stack.enter_context(baseline_checkpoint(out, k, cfg, problem)) for k in BASELINES
-        }
+        ckpts = {k: stack.enter_context(open_baseline(out, k, cfg, problem)) for k in BASELINES}
         perm = find_path(loss, theta, cfg.path_config(), out=out / "permutation", progress=progress)
-        _say("permutation path done", progress)
         _, thetas, _ = perm.full()
         b = thetas[perm.barrier.index]
-        anchors = [perm.thetas[-1], b, swap(loss.net, b, cfg.layer, *cfg.pair)]
+        ends = (perm.thetas[-1], b, swap(loss.net, b, cfg.layer, *cfg.pair))
+        anchors = [canonical(loss.net, a) for a in ends]
         rows, curves = [permutation_row(loss, perm, anchors)], [perm]
         for kind in BASELINES:
             curves.append(baseline(loss, thetas[0], thetas[-1], kind, cfg, ckpts[kind]))
-            rows.append(curve_row(curves[-1], anchors))
-            _say(f"{kind} done", progress)
+            rows.append(curve_row(loss.net, curves[-1], anchors))
+            if progress:
+                print(f"compare: {kind} done", file=sys.stderr, flush=True)
         answer = verdict(rows)
         write_compare(out, cfg, rows, answer, about)
         figure = compare_figure(dict(zip(PATH_TYPES, curves)), out, loss, cfg)
@@ -377,22 +379,17 @@ def write_compare(out: Path, cfg: CompareConfig, rows: list[CompareRow], answer:
 
 def compare_figure(paths: Mapping[str, Any], out: Path, loss: Loss, cfg: CompareConfig) -> Path:
     """``compare.png``: the loss against normalised arc length, one curve per path type, log
-    axis (points of zero loss, such as the two minima, are left out)."""
+    axis from half the lowest positive loss between the ends (ends of loss ~0 fall below)."""
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
     for name, path in paths.items():
         _, thetas, losses = path.full()
         s, keep = bl.arc_length(thetas), losses > 0
         ax.plot(s[keep], losses[keep], ".-", ms=2.5, lw=1, label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("normalised arc length")
-    ax.set_ylabel("loss")
+    inner = torch.cat([path.full()[2][1:-1] for path in paths.values()])
+    bottom = 0.5 * float(inner[inner > 0].min()) if bool((inner > 0).any()) else None
+    ax.set(yscale="log", ylim=(bottom, None), xlabel="normalised arc length", ylabel="loss")
     ax.legend(fontsize=8)
     where = f"layer {cfg.layer}, pair ({cfg.pair[0]}, {cfg.pair[1]}), {cfg.variant} variant"
     ax.set_title(f"{loss.net}, {where}, {loss.kind}", fontsize=9)
     return save_figure(fig, out / "compare.png")
-
-
-def _say(message: str, progress: bool) -> None:
-    if progress:
-        print(f"compare: {message}", file=sys.stderr, flush=True)
