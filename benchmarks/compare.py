@@ -83,7 +83,7 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         f"`weightsym compare` path types, toy {args.activation}, pair {pair}, default settings "
-        f"(steps {cfg.steps}, images {cfg.images}, points {cfg.points}, bend L-BFGS budget "
+        f"(steps {cfg.path.steps}, images {cfg.images}, points {cfg.points}, bend L-BFGS budget "
         f"{cfg.bend_iter}, band budget {cfg.band_iter}), T = 1000, float64, 1 thread, one run; "
         f"load average {load} on {os.cpu_count()} cores. One gradient: {t_grad * 1e6:.0f} us.",
         "",

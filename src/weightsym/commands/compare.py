@@ -13,6 +13,8 @@ from weightsym.commands.params import (
     PairList,
     format_table,
     out_option,
+    path_config,
+    path_options,
     progress_option,
     yes,
 )
@@ -20,8 +22,7 @@ from weightsym.experiments.compare import CompareConfig, CompareResult, run_comp
 from weightsym.experiments.toy import ACTIVATIONS, ToyConfig, toy_problem
 from weightsym.io import CorruptFileError, ResultsFolderError
 from weightsym.losses import KINDS, Loss
-from weightsym.paths import PRESETS, PathConfig
-from weightsym.paths.config import MAX_STEPS
+from weightsym.paths import PRESETS
 from weightsym.userdata import load_data, load_network
 
 DEFAULTS = CompareConfig()
@@ -59,13 +60,7 @@ TOY = ToyConfig()
     show_default=True,
     help="The permutation path's variant.",
 )
-@click.option(
-    "--steps",
-    type=click.IntRange(1, MAX_STEPS),
-    default=DEFAULTS.steps,
-    show_default=True,
-    help="The permutation path's log-spaced distances after d_0.",
-)
+@path_options(DEFAULTS.path)
 @click.option(
     "--images",
     type=click.IntRange(3, 10_000),
@@ -136,13 +131,14 @@ def cmd(model, data, out, activation, pair, kind, trust_pickle, progress, **sett
         if model is None:
             act = activation or ACTIVATIONS[0]
             toy, theta = toy_problem(act, TOY)
-            loss, template = Loss(toy.net, toy.X, toy.Y, kind=kind), DEFAULTS.path
+            loss = Loss(toy.net, toy.X, toy.Y, kind=kind)
             about = {"toy": {"activation": act, "samples": TOY.samples, "seed": TOY.seed}}
         else:
             net, theta = load_network(model, trust_pickle=trust_pickle)
-            loss, template = Loss(net, *load_data(data), kind=kind), PathConfig()
+            loss = Loss(net, *load_data(data), kind=kind)
             about = {"model": str(model), "data": str(data)}
         loss.net.check_hidden_layer(settings["layer"], "--layer")
+        template = path_config(DEFAULTS.path, settings)  # pops the permutation path's options
         cfg = CompareConfig(pair=pair[0], path=template, **settings)
         result = run_compare(loss, theta, cfg, out, progress=progress, about=about)
     except ResultsFolderError as exc:

@@ -53,19 +53,18 @@ class CompareConfig:
     Attributes:
         layer, pair: the hidden layer k and the neurons (l, m) whose swap gives the partner.
         variant: the permutation path's preset (:data:`weightsym.paths.PRESETS`).
-        steps: the permutation path's distances after d_0.
         images: the band's images, endpoints included.
         points: points at which the line and the trained curves are evaluated.
         seed: seed of the trained curves' initial bend.
         bend_iter: L-BFGS iterations at most for a curve's bend.
         band_iter: L-BFGS iterations at most for the band.
-        path: template of the permutation path's other settings (default: the toy's).
+        path: the permutation path's other settings (steps, solver, tolerance ...; default:
+            the toy's, :data:`weightsym.experiments.toy.TOY_PATH`).
     """
 
     layer: int = 1
     pair: tuple[int, int] = (0, 1)
     variant: str = DEFAULT_VARIANT
-    steps: int = TOY_PATH.steps
     images: int = bl.neb.DEFAULT_IMAGES
     points: int = bl.linear.DEFAULT_POINTS
     seed: int = 0
@@ -76,7 +75,7 @@ class CompareConfig:
     def path_config(self) -> PathConfig:
         """The permutation path's settings (patience only where the solver has it)."""
         preset = PRESETS[self.variant]
-        cfg = self.path.replace(layer=self.layer, pair=self.pair, steps=self.steps, **preset)
+        cfg = self.path.replace(layer=self.layer, pair=self.pair, **preset)
         return cfg if cfg.solver in TRUST_REGION else cfg.replace(patience=None)
 
     def settings(self, kind: str) -> dict[str, Any]:

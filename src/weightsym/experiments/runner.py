@@ -135,7 +135,7 @@ def _client(address: str | None, n: int, timeout: float, progress: bool) -> Iter
             yield client
         return
     local = "127.0.0.1:0"  # loopback, a free port (the HTTP server runs without bokeh too)
-    quiet = logging.ERROR  # not the nanny's warning when a worker is slow to exit on close
+    quiet = logging.CRITICAL  # task errors come back as SweepError; no worker log lines
     with LocalCluster(
         n_workers=n, threads_per_worker=1, dashboard_address=local, silence_logs=quiet
     ) as cluster:
