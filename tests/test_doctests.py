@@ -10,9 +10,7 @@ import pytest
 
 import weightsym
 
-MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(weightsym.__path__, prefix="weightsym.")
-)
+MODULES = sorted(m.name for m in pkgutil.walk_packages(weightsym.__path__, prefix="weightsym."))
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -26,8 +24,6 @@ def test_docstring_examples(name: str) -> None:
 def test_some_docstrings_have_examples() -> None:
     finder = doctest.DocTestFinder()
     examples = sum(
-        len(t.examples)
-        for name in MODULES
-        for t in finder.find(importlib.import_module(name))
+        len(t.examples) for name in MODULES for t in finder.find(importlib.import_module(name))
     )
     assert examples >= 8

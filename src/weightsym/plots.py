@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable
 from io import BytesIO
 from pathlib import Path
@@ -17,7 +16,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
 from torch import Tensor  # noqa: E402
 
 from weightsym.io import atomic_write_bytes, load_json, read_csv  # noqa: E402

@@ -209,7 +209,8 @@ def critical_directions(
     groups: Sequence[Sequence[int]],
     rtol: float = COINCIDE_RTOL,
 ) -> Tensor:
-    """Orthonormal basis (P, K) of the split-ratio family (the correction (docs/theory.md section 2) of Prop. 1 (ii)).
+    """Orthonormal basis (P, K) of the split-ratio family (Prop. 1 (ii) as corrected in
+    docs/theory.md section 2).
 
     Copy i of neuron j gets gamma_{j,i} w_j with sum_i gamma_{j,i} = 1, w_j being the sum of the
     copies' output weights (Fukumizu and Amari's line when K = 1): each direction moves the
@@ -232,7 +233,8 @@ def noncritical_directions(
     The directions move output weight *perpendicular to* w_j between the copies of neuron j;
     with :func:`critical_directions` they span :func:`equal_loss_directions`. f is constant
     along them, but at a critical permutation point the gradient grows along them and H v != 0
-    in general (docs/theory.md section 2): this is why the point is a strict saddle when n_{k+1} >= 2.
+    in general (docs/theory.md section 2): this is why the point is a strict saddle when
+    n_{k+1} >= 2.
     Empty (P, 0) when n_{k+1} = 1, where Props. 1 (ii), 2 (ii) hold as printed.
     """
     return _directions(net, theta, layer, groups, rtol, "other")
