@@ -86,6 +86,8 @@ def main() -> None:
         f"(steps {cfg.path.steps}, images {cfg.images}, points {cfg.points}, bend L-BFGS budget "
         f"{cfg.bend_iter}, band budget {cfg.band_iter}), T = 1000, float64, 1 thread, one run; "
         f"load average {load} on {os.cpu_count()} cores. One gradient: {t_grad * 1e6:.0f} us.",
+        "Converged: every step (permutation path), L-BFGS's tolerance (curves), the force "
+        "tolerance (band), grad_inf 1e-12 (refinement); else the time is to the budget or stall.",
         "",
         "| path | wall s | / permutation | gradient-equivalents | converged | iterations | "
         "gradient evaluations | barrier (max) |",
