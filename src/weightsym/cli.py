@@ -1,4 +1,4 @@
-"""The ``weightsym`` command: toy, path, mnist, count, verify."""
+"""The ``weightsym`` command: toy, path, mnist, compare, count, verify."""
 
 from __future__ import annotations
 
