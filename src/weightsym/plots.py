@@ -128,10 +128,13 @@ def _fig5(folder: Path, rows: list[dict], paths: dict[str, PermutationPath]) -> 
     off = [r for r in rows if not r["barrier_at_permutation_point"]]
     if not off:
         return None
-    # a barrier from a converged step if there is one; else an upper bound, and said so
+    # a certified path if there is one, else a barrier from a converged step, else an upper
+    # bound; the title says which
+    certified = [r for r in off if r.get("certified") is True]
     solid = [r for r in off if r["barrier_converged"]]
-    row = max(solid or off, key=lambda r: r["barrier"] - r["loss_permutation_point"])
-    note = "" if row["barrier_converged"] else " (barrier step not converged)"
+    row = max(certified or solid or off, key=lambda r: r["barrier"] - r["loss_permutation_point"])
+    note = " (certified)" if row.get("certified") is True else ""
+    note = note or ("" if row["barrier_converged"] else " (barrier step not converged)")
     t, _, L = paths[row["folder"]].full()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.plot(t, L, ".-", ms=2)
