@@ -38,7 +38,7 @@ def test_path_template_holds_the_mnist_defaults_and_the_variant_sets_the_distanc
     assert cfg.path == MNIST_PATH
     assert (MNIST_PATH.layer, MNIST_PATH.pair, MNIST_PATH.steps) == (2, None, 100)
     assert (MNIST_PATH.solver, MNIST_PATH.tol, MNIST_PATH.max_iter) == ("lbfgs", 1e-6, 60)
-    assert MNIST_PATH.ratio == PathConfig.default("ratio")
+    assert MNIST_PATH.ratio == PathConfig().ratio
     for name in ("paper", "joint", "gauge"):
         preset = PathConfig.preset(name)
         got = cfg.path_config(name)

@@ -114,16 +114,6 @@ class PathConfig:
             options.pop("thresholds", None)
         return cls(**options)
 
-    @classmethod
-    def default(cls, name: str) -> Any:
-        """The default of field ``name`` (so that commands and experiments never restate it)."""
-        for f in dataclasses.fields(cls):
-            if f.name == name:
-                if f.default is not dataclasses.MISSING:
-                    return f.default
-                return f.default_factory()  # type: ignore[misc]
-        raise KeyError(name)
-
     def replace(self, **changes: Any) -> PathConfig:
         """A copy with ``changes`` applied (unknown names rejected as in :meth:`from_options`)."""
         return type(self).from_options(**(self.fields() | changes))
