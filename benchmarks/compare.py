@@ -21,19 +21,12 @@ import time
 from pathlib import Path
 
 import torch
+from toy_path import gradient_time  # noqa: E402 (run as a script from benchmarks/)
 
 from weightsym.baselines import barrier_report, neb_path
 from weightsym.experiments.compare import BASELINES, BUILDERS, CompareConfig
 from weightsym.experiments.toy import ToyConfig, toy_problem
 from weightsym.paths import PRESETS, find_path
-
-
-def gradient_time(loss, theta, repeats: int = 300) -> float:
-    loss.value_and_grad(theta)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        loss.value_and_grad(theta)
-    return (time.perf_counter() - t0) / repeats
 
 
 def timed(fn, *args, **kwargs):
