@@ -57,7 +57,7 @@ def finished(tmp_path_factory) -> Path:
 def test_writes_every_promised_file(finished: Path) -> None:
     rows = read_csv(finished / "table.csv")
     assert [r["path"] for r in rows] == list(PATH_TYPES)
-    assert list(rows[0]) == [f.name for f in dataclasses.fields(CompareRow)]
+    assert list(rows[0]) == CompareRow.columns()
     for r in rows:
         assert r["max"] >= r["entezari"] >= 0 and r["max"] >= r["frankle"] >= 0
         assert 0 <= r["position"] <= 1 and isinstance(r["converged"], bool)

@@ -162,10 +162,10 @@ def table(result: CompareResult) -> str:
     lines = [
         (
             r.path,
-            num(r.max),
-            num(r.frankle),
-            num(r.entezari),
-            num(r.position, ".3f"),
+            num(r.barriers.max),
+            num(r.barriers.frankle),
+            num(r.barriers.entezari),
+            num(r.barriers.position, ".3f"),
             yes(r.converged),
             "-" if r.saddle_index is None else f"{r.saddle_index}/{r.saddle_zero}",
             num(r.saddle_grad_inf, ".1e"),

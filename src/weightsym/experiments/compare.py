@@ -112,7 +112,7 @@ class CompareConfig:
 
 @dataclass(frozen=True)
 class CompareRow:
-    """One path type in ``table.csv``: the fields of :class:`weightsym.baselines.BarrierReport`
+    """One path type in ``table.csv``: ``barriers``, its :class:`weightsym.baselines.BarrierReport`
     (``position``: the top's normalised arc length); ``length``, the Euclidean length;
     ``saddle_*``, the certificate (permutation path: at x_pp; NEB: at the refined climbing
     image; else None), ``saddle_certified`` if grad_inf is within tolerance there and the index
@@ -123,16 +123,7 @@ class CompareRow:
     """
 
     path: str
-    max: float
-    frankle: float
-    entezari: float
-    max_relative: float
-    frankle_relative: float
-    entezari_relative: float
-    position: float
-    loss_a: float
-    loss_b: float
-    mean_loss: float
+    barriers: bl.BarrierReport
     length: float
     converged: bool
     saddle_loss: float | None
@@ -148,6 +139,23 @@ class CompareRow:
     wall_time: float
     refine_time: float
     message: str
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        """The CSV columns: ``path``, the barrier report's fields (its ``index`` aside), the
+        rest of the row."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        i = names.index("barriers")
+        return names[:i] + list(REPORT_COLUMNS) + names[i + 1 :]
+
+    def as_row(self) -> dict[str, Any]:
+        """A flat row in the order of :meth:`columns`."""
+        report = self.barriers._asdict()
+        return {c: report[c] if c in REPORT_COLUMNS else getattr(self, c) for c in self.columns()}
+
+
+REPORT_COLUMNS = tuple(f for f in bl.BarrierReport._fields if f != "index")
+"""The fields of :class:`weightsym.baselines.BarrierReport` written to ``table.csv``."""
 
 
 class Verdict(NamedTuple):
@@ -192,11 +200,8 @@ def _row(net: MLP, name: str, path: Any, anchors: list[Tensor], cert: bl.SaddleC
     the permutation path's barrier point or its mirror (``anchors[1:]``, all canonical)."""
     rep = bl.barrier_report(path)
     _, thetas, _ = path.full()
-    absolute = {k: getattr(rep, k) for k in ("max", "frankle", "entezari")}
-    relative = {f"{k}_relative": getattr(rep, f"{k}_relative") for k in absolute}
     return CompareRow(
-        path=name, **absolute, **relative, position=rep.position, loss_a=rep.loss_a,
-        loss_b=rep.loss_b, mean_loss=rep.mean_loss,
+        path=name, barriers=rep,
         length=float(torch.linalg.vector_norm(thetas[1:] - thetas[:-1], dim=1).sum()),
         saddle_grad_inf=None if cert is None else cert.grad_inf,
         saddle_index=None if cert is None else cert.negative,
@@ -246,8 +251,8 @@ def verdict(rows: list[CompareRow]) -> Verdict:
     converged = [r for r in rows if r.converged]
     pp, band = by["permutation"].saddle_loss, by["neb"]
     return Verdict(
-        min(rows, key=lambda r: r.max).path,
-        min(converged, key=lambda r: r.max).path if converged else None,
+        min(rows, key=lambda r: r.barriers.max).path,
+        min(converged, key=lambda r: r.barriers.max).path if converged else None,
         pp, band.saddle_loss, band.saddle_index, bool(band.saddle_certified),
         None if band.saddle_loss is None else band.saddle_loss - pp, band.saddle_to_pp,
     )  # fmt: skip
@@ -368,9 +373,8 @@ def run_compare(
 def write_compare(out: Path, cfg: CompareConfig, rows: list[CompareRow], answer: Verdict,
                   about: Mapping[str, Any] | None) -> None:  # fmt: skip
     """table.csv (one row per path type) and summary.json (config, problem, rows, verdict)."""
-    table = [dataclasses.asdict(r) for r in rows]
-    columns = [f.name for f in dataclasses.fields(CompareRow)]
-    atomic_write_csv(out / "table.csv", table, columns=columns)
+    table = [r.as_row() for r in rows]
+    atomic_write_csv(out / "table.csv", table, columns=CompareRow.columns())
     body = {"config": cfg.as_dict(), "problem": dict(about or {}), "meta": metadata()}
     body |= {"rows": table, "verdict": answer._asdict()}
     atomic_write_json(out / "summary.json", body, nonfinite="string")
