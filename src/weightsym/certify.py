@@ -23,139 +23,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from weightsym.constraints import ConstrainedLoss, PairConstraint, ScaledObjective
+from weightsym.excess import RCOND as RCOND
+from weightsym.excess import ExcessEstimate as ExcessEstimate
+from weightsym.excess import chart_null_directions as chart_null_directions
+from weightsym.excess import excess_estimate as excess_estimate
 from weightsym.losses import Loss
 from weightsym.paths import PermutationPath, find_path
 
-RCOND = 1e-10
-"""Tangent-Hessian eigenvalues with |lambda| <= RCOND * max |lambda| count as zero: they enter
-neither the pseudo-inverse nor the negative-curvature count."""
 RTOL = 1e-2  # certify_path: relative agreement of the barrier and the permutation-point loss
 T_ATOL = 1e-2  # certify_path: barrier positions this close in t count as the same
 ROUNDING_SEED = 0  # certify_path: seed of the sample permutation of the rounding rerun
-
-
-# -- the excess estimate --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExcessEstimate:
-    """The Newton decrement of one point and what it rests on.
-
-    Attributes:
-        excess: g_T' H_T^+ g_T / 2 over the tangent space (the loss a Newton step would gain on
-            the quadratic model); with negative curvature, the same sum over the positive
-            eigenvalues only: a lower bound of the model's possible decrease.
-        lower_bound: negative curvature was met (``excess`` is a lower bound; no minimum).
-        negative: number of tangent-Hessian eigenvalues below -RCOND * max |lambda|.
-        min_curvature, max_curvature: smallest eigenvalue and largest |eigenvalue|.
-        grad_inf: max |g_T| (the gradient in the tangent space).
-        flat_grad: |g_T| on the eigenvalues counted as zero (where the quadratic model is flat
-            and says nothing; a walk along a channel shows here).
-        projected: number of chart directions projected out.
-    """
-
-    excess: float
-    lower_bound: bool
-    negative: int
-    min_curvature: float
-    max_curvature: float
-    grad_inf: float
-    flat_grad: float
-    projected: int
-
-    @property
-    def is_minimum(self) -> bool:
-        """No negative curvature was met in the tangent space."""
-        return not self.lower_bound
-
-
-def chart_null_directions(con: PairConstraint, phi: Tensor) -> Tensor:
-    """Orthonormal chart directions along which theta(phi; d) does not move, (n, r).
-
-    The chart (docs/theory.md section 4) sets v_m = z_l + d u / |u|, so theta is constant along
-    the radial direction of u, the last ``con.c`` entries of phi: the loss has zero curvature
-    there but, wherever its gradient in u is nonzero, nonzero cross terms
-    (H (0, 0, u) = -(0, 0, g_u)), which makes the chart's Hessian indefinite. With the gauge,
-    v_l = z_l / |z_l| and only the part of u orthogonal to v_l counts, with its length: the
-    radial direction of z_l, v_l in the u block and the radial direction of that part.
-    """
-    n, c = con.n_rest, con.c
-    z_l, u = phi[n : n + c], phi[n + c :]
-    blocks: list[tuple[int, Tensor]] = []
-    if con.gauge:
-        v_l = z_l / z_l.norm()
-        p = u - (u @ v_l) * v_l
-        blocks = [(n, v_l), (n + c, v_l), (n + c, p)]
-    else:
-        blocks = [(n + c, u)]
-    V = torch.zeros(con.num_params, len(blocks), dtype=phi.dtype)
-    for j, (at, vec) in enumerate(blocks):
-        V[at : at + c, j] = vec
-    return torch.linalg.qr(V).Q
-
-
-def excess_estimate(objective: Any, x: Tensor) -> ExcessEstimate:
-    """The Newton decrement g' H^+ g / 2 at ``x``, in the tangent space of the chart.
-
-    For a quadratic f with positive definite Hessian it equals f(x) - min f. On a
-    :class:`~weightsym.constraints.ConstrainedLoss` (or a
-    :class:`~weightsym.constraints.ScaledObjective` of one, evaluated at the same point in phi)
-    the directions of :func:`chart_null_directions` are projected out first: with B an
-    orthonormal basis of their complement, g_T = B' g and H_T = B' H B. Eigenvalues of H_T with
-    |lambda| <= RCOND max |lambda| are dropped (pseudo-inverse); negative ones make the result a
-    lower bound (``lower_bound``). Any other objective is taken as it is.
-
-    Args:
-        objective: anything with ``value_grad_hessian(x) -> (value, gradient, Hessian)``.
-        x: the point, a 1-D float tensor of length ``objective.num_params``.
-
-    Returns:
-        The :class:`ExcessEstimate`.
-
-    Raises:
-        TypeError: ``objective`` has no ``value_grad_hessian`` or ``x`` is not a float tensor.
-        ValueError: ``x`` has the wrong shape or is not finite.
-    """
-    if not callable(getattr(objective, "value_grad_hessian", None)):
-        raise TypeError(
-            f"objective must have value_grad_hessian(x); got {type(objective).__name__}"
-        )
-    _check_point(x, int(objective.num_params))
-    if isinstance(objective, ScaledObjective):
-        objective, x = objective.obj, objective.to_phi(x)
-    _, g, H = objective.value_grad_hessian(x)
-    projected = 0
-    if isinstance(objective, ConstrainedLoss):
-        V = chart_null_directions(objective.con, x)
-        projected = V.shape[1]
-        B = torch.linalg.qr(V, mode="complete").Q[:, projected:]
-        g, H = B.T @ g, B.T @ H @ B
-    lam, U = torch.linalg.eigh(0.5 * (H + H.T))
-    top = float(lam.abs().max()) if lam.numel() else 0.0
-    cut = RCOND * top
-    c = U.T @ g
-    pos, neg = lam > cut, lam < -cut
-    flat = ~(pos | neg)
-    return ExcessEstimate(
-        excess=float(0.5 * (c[pos] ** 2 / lam[pos]).sum()),
-        lower_bound=bool(neg.any()),
-        negative=int(neg.sum()),
-        min_curvature=float(lam.min()) if lam.numel() else 0.0,
-        max_curvature=top,
-        grad_inf=float(g.abs().max()) if g.numel() else 0.0,
-        flat_grad=float(c[flat].norm()),
-        projected=projected,
-    )
-
-
-def _check_point(x: Any, n: int) -> None:
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point torch.Tensor; got {type(x).__name__}")
-    if x.dim() != 1 or x.shape[0] != n:
-        raise ValueError(f"x must be a 1-D tensor of length {n}; got shape {tuple(x.shape)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("x must be finite; it holds NaN or inf")
 
 
 # -- the path certificate -------------------------------------------------------------------

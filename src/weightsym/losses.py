@@ -103,6 +103,10 @@ class Loss:
         f = self.net.activations(theta, self.X)[0][-1]
         return self._of_output(f, self.Y)
 
+    def of_output(self, f: Tensor) -> Tensor:
+        """L as a function of the network's outputs f (T, n_d) on this loss's data."""
+        return self._of_output(f, self.Y)
+
     def __call__(self, theta: Tensor) -> float:
         self.net.check_theta(theta)
         return float(self.functional(theta))

@@ -109,11 +109,16 @@ _PATH_HELP = {
     "patience": "Trust-region solvers: end a step after this many accepted iterations that did "
     "not halve grad_inf (a walk along a channel or around a kink, marked 'no progress'); 0: "
     "off, every such step runs to its iteration budget.",
+    "varpro": "Solve each step with the output layer eliminated by least squares (variable "
+    "projection; losses mse and nmse only). Loss and grad_inf are reported in the original chart.",
+    "whiten": "Solve each step with the first layer in whitened input variables (pairs in "
+    "layers >= 2 only). Loss and grad_inf are reported in the original chart.",
 }
 
 
 def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
-    """``--steps --ratio --solver --tol --max-iter --patience``, defaults from ``template``.
+    """``--steps --ratio --solver --tol --max-iter --patience --varpro/--no-varpro
+    --whiten/--no-whiten``, defaults from ``template``.
 
     The command receives them as keyword arguments of the same names (``max_iter``,
     ``patience`` with 0 for off); :func:`path_config` turns them back into a config.
@@ -145,6 +150,14 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
             "--patience", type=click.IntRange(min=0), default=template.patience or 0,
             show_default=True, help=_PATH_HELP["patience"],
         ),
+        click.option(
+            "--varpro/--no-varpro", default=template.varpro, show_default=True,
+            help=_PATH_HELP["varpro"],
+        ),
+        click.option(
+            "--whiten/--no-whiten", default=template.whiten, show_default=True,
+            help=_PATH_HELP["whiten"],
+        ),
     ]  # fmt: skip
 
     def decorate(fn: Callable) -> Callable:
@@ -155,7 +168,7 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
     return decorate
 
 
-PATH_OPTION_NAMES = ("steps", "ratio", "solver", "tol", "max_iter", "patience")
+PATH_OPTION_NAMES = ("steps", "ratio", "solver", "tol", "max_iter", "patience", "varpro", "whiten")
 
 
 def path_config(template: PathConfig, values: dict[str, Any]) -> PathConfig:

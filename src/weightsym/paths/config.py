@@ -30,6 +30,10 @@ STEP_MAX_ITER = {"auto": 60, "newton": 60, "newton-cg": 100, "lbfgs": 5000}
 """Iteration budget of one path step when ``max_iter`` is not given (a step whose student has
 no finite minimizer would otherwise spend the solver's whole budget creeping along a channel)."""
 
+RECORDED_IF_SET = ("patience", "varpro", "whiten")
+"""Fields that :meth:`PathConfig.as_dict` leaves out at their defaults, so that the config
+stored by older results folders, which lack them, still matches (and resumes)."""
+
 MAX_STEPS = 100_000
 """The most distances a path may have (each step keeps a parameter vector in memory)."""
 
@@ -60,6 +64,12 @@ class PathConfig:
             did not halve grad_inf (docs/theory.md section 6); ``None``: off.
         lr: step of ``"paper-gd"`` (``None``: the paper's 0.05).
         predictor: extrapolate the next start in log d (else warm start only).
+        varpro: solve each step on the variable projection of its objective: the free
+            output-layer entries eliminated by least squares (loss kinds ``mse`` / ``nmse``
+            only; :mod:`weightsym.paths.reduced`).
+        whiten: solve each step with the first layer in whitened input variables (pairs in
+            hidden layers k >= 2 only; :mod:`weightsym.paths.reduced`). Loss, grad_inf and
+            convergence are reported in the original chart either way.
         shift_points: points of the output-weight shift, t = 1/4 .. 1/2 (Fig. 4).
         thresholds: when the escape flags rise (docs/theory.md section 5).
     """
@@ -76,6 +86,8 @@ class PathConfig:
     patience: int | None = None
     lr: float | None = None
     predictor: bool = True
+    varpro: bool = False
+    whiten: bool = False
     shift_points: int = 10
     thresholds: diag.Thresholds = field(default_factory=diag.Thresholds)
 
@@ -133,6 +145,14 @@ class PathConfig:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
         if not isinstance(self.gauge, bool) or not isinstance(self.predictor, bool):
             raise TypeError("gauge and predictor must be bools")
+        for name in ("varpro", "whiten"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool; got {getattr(self, name)!r}")
+        if self.whiten and self.layer < 2:
+            raise ValueError(
+                f"whiten=True needs a pair in a hidden layer k >= 2 (whitening changes the "
+                f"incoming vectors of layer 1); got layer={self.layer}"
+            )
         _check_int("steps", self.steps, 1)
         if self.steps > MAX_STEPS:
             raise ValueError(f"steps must be <= {MAX_STEPS}; got {self.steps}")
@@ -180,8 +200,9 @@ class PathConfig:
         """JSON-able settings, as stored in a results folder's config."""
         out = asdict(self)
         out["pair"] = None if self.pair is None else list(self.pair)
-        if self.patience is None:  # recorded only where it acts (older results lack it)
-            del out["patience"]
+        for f in dataclasses.fields(self):  # each recorded only where it acts
+            if f.name in RECORDED_IF_SET and getattr(self, f.name) == f.default:
+                del out[f.name]
         return out
 
     @classmethod

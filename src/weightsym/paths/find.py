@@ -20,6 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from weightsym import diagnostics as diag
+from weightsym.channels import ChannelLimit, channel_limit
 from weightsym.checkpoint import Checkpoint
 from weightsym.constraints import PairConstraint, unit_gauge
 from weightsym.equal_loss_path import output_shift
@@ -28,7 +29,8 @@ from weightsym.io import atomic_save_tensors, atomic_write_csv
 from weightsym.losses import Loss
 from weightsym.paths.config import PathConfig
 from weightsym.paths.records import PermutationPath, StepRecord
-from weightsym.paths.step import predict, solve_step
+from weightsym.paths.reduced import SolverChart, check_settings
+from weightsym.paths.step import MERGE_BUDGET_FACTOR, predict, solve_step
 from weightsym.symmetry import most_similar_pair
 
 
@@ -75,6 +77,7 @@ def find_path(
     cfg = _config(config, pair, options)
     net = loss.net
     net.check_theta(theta)
+    check_settings(cfg, loss)  # before a results folder is made
     if cfg.pair is None:
         cfg = cfg.replace(pair=most_similar_pair(net, theta, cfg.layer))
     con = PairConstraint(net, cfg.layer, cfg.pair, cfg.distance, cfg.gauge)
@@ -88,6 +91,7 @@ def find_path(
     records, thetas = _descend(loss, con, start, d0, cfg, ckpt, progress)
     _append_output_shift(loss, thetas, records, start, cfg)
     path = PermutationPath(net, theta, cfg, records, torch.stack(thetas))
+    path.channel_limit = _follow_channel(loss, path)
     if ckpt is not None:
         _write_results(ckpt, path)
     return path
@@ -119,6 +123,7 @@ def _descend(
 ) -> tuple[list[StepRecord], list[Tensor]]:
     """Steps d_0 .. d_S and the merge d = 0, each solved or resumed from the checkpoint."""
     schedule = cfg.schedule(d0)
+    chart = SolverChart(loss, con, start, cfg)  # the solver's variables, once per path
     records: list[StepRecord] = []
     thetas: list[Tensor] = []
     phis: list[Tensor] = [con.chart(start)]
@@ -130,7 +135,9 @@ def _descend(
             rec, phi = StepRecord.from_row(row), tens["phi"]
         else:
             phi0 = predict(phis, ds, d, con) if (cfg.predictor and i > 1) else phis[-1]
-            phi, outcome = solve_step(loss, con, d, phi0, phis[-1], cfg, merge=d == 0.0)
+            phi, outcome = solve_step(
+                loss, con, d, phi0, phis[-1], cfg, merge=d == 0.0, chart=chart
+            )
             th = con.embed(phi, d)
             rec = StepRecord(
                 index=i,
@@ -192,6 +199,20 @@ def _append_output_shift(
             )
         )
         thetas.append(th)
+
+
+def _follow_channel(loss: Loss, path: PermutationPath) -> ChannelLimit | None:
+    """Where the pair opens a channel (|w_m - w_l| ~ kappa / d over the last decade of d, on
+    the incoming distance), the loss it tends to: the limiting network minimized at d = 0 from
+    the last step d_S, with the merge step's budget (docs/theory.md section 5.4)."""
+    cfg = path.config
+    if cfg.distance != "incoming" or cfg.gauge or path.channel_trend.kind != "pair":
+        return None
+    last = max(i for i, r in enumerate(path.records) if r.segment == "descent")
+    options = cfg.solver_options()
+    options["max_iter"] = MERGE_BUDGET_FACTOR * options["max_iter"]
+    options.pop("patience", None)
+    return channel_limit(loss, path.thetas[last], cfg.layer, cfg.pair, tol=cfg.tol, **options)
 
 
 def _write_results(ckpt: Checkpoint, path: PermutationPath) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from os import PathLike
 from pathlib import Path
 
+from weightsym.channels import ChannelLimit
 from weightsym.io import load_json, load_tensors, read_csv
 from weightsym.model import MLP
 from weightsym.paths.config import PathConfig
@@ -31,4 +32,10 @@ def load_path(folder: str | PathLike, net: MLP) -> PermutationPath:
     records = [StepRecord.from_row(r) for r in read_csv(folder / "steps.csv")]
     thetas = load_tensors(folder / "thetas.pt", "path parameters")["thetas"]
     net.check_theta(thetas[0], "thetas[0]")
-    return PermutationPath(net, thetas[0], PathConfig.from_dict(config), records, thetas)
+    limit = None
+    summary = folder / "summary.json"
+    if summary.exists():  # older folders and unfinished ones have no channel limit
+        stored = load_json(summary, "path summary").get("summary", {}).get("channel_limit")
+        limit = None if stored is None else ChannelLimit(**stored)
+    cfg = PathConfig.from_dict(config)
+    return PermutationPath(net, thetas[0], cfg, records, thetas, channel_limit=limit)

@@ -9,6 +9,7 @@ half is stored; :meth:`PermutationPath.full` builds the whole of it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from weightsym import diagnostics as diag
+from weightsym.channels import ChannelLimit, ChannelTrend, channel_trend
 from weightsym.model import MLP
 from weightsym.paths.config import PathConfig
 from weightsym.symmetry import swap
@@ -31,7 +33,11 @@ class StepOutcome:
     """What the solver reached at one d: ``converged`` says whether grad_inf <= tol was
     reached, ``message`` why the solver stopped; ``nit``, ``ngev``, ``nhev``, ``nhvp`` count
     iterations, gradient evaluations, Hessians and Hessian-vector products; ``predicted``: the
-    step started from the extrapolated point rather than the previous solution."""
+    step started from the extrapolated point rather than the previous solution; ``excess``: the
+    loss still to gain at the solution, the Newton decrement in the chart's tangent space
+    (:func:`weightsym.excess.step_excess`; docs/certification.md section 4), NaN where not
+    computed (the output-weight shift, rows of older versions); ``excess_bound``: that number
+    is a lower bound only (curvature <= 0 met, or its CG stopped short)."""
 
     loss: float
     grad_inf: float
@@ -43,6 +49,8 @@ class StepOutcome:
     message: str
     predicted: bool
     wall_time: float
+    excess: float = float("nan")
+    excess_bound: bool = False
 
 
 PLACE = ("index", "segment", "d", "t")
@@ -76,8 +84,15 @@ class StepRecord(StepOutcome):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
-        """The inverse of :meth:`as_row` (e.g. for a record read from a checkpoint)."""
-        own = {f.name: row[f.name] for f in dataclasses.fields(cls) if f.name != "diagnostics"}
+        """The inverse of :meth:`as_row` (e.g. for a record read from a checkpoint); a field
+        with a default that an older row lacks (``excess``, ``excess_bound``) takes it."""
+        own = {
+            f.name: row[f.name]
+            for f in dataclasses.fields(cls)
+            if f.name != "diagnostics" and (f.name in row or f.default is dataclasses.MISSING)
+        }
+        if "excess" in own:  # JSON writes NaN as the text "NaN"
+            own["excess"] = float(own["excess"])
         return cls(**own, diagnostics=diag.StepDiagnostics.from_row(row))
 
 
@@ -97,7 +112,13 @@ class Barrier(NamedTuple):
 
 @dataclass(frozen=True)
 class PathSummary:
-    """What a path amounts to: its barrier, its ends, how well it converged, its escapes."""
+    """What a path amounts to: its barrier, its ends, how well it converged, its escapes.
+
+    ``channel``: whether |w_m - w_l| grows like 1/d (docs/theory.md section 5.4);
+    ``channel_limit``: where it does, the loss the channel tends to (``None`` otherwise);
+    ``worst_excess_ratio``: the largest estimated remaining excess of a solved step over its
+    loss (NaN where no step has an estimate; docs/certification.md).
+    """
 
     config: PathConfig
     barrier: Barrier
@@ -106,10 +127,23 @@ class PathSummary:
     worst_grad_inf: float
     not_converged_steps: tuple[int, ...]
     flags: dict[str, bool]
+    channel: ChannelTrend
+    channel_limit: ChannelLimit | None = None
+    worst_excess_ratio: float = math.nan
 
     @property
     def all_converged(self) -> bool:
         return not self.not_converged_steps
+
+    def channel_columns(self) -> dict[str, Any]:
+        """The table columns of the pair channel: its kind, the loss it tends to (``None``
+        where not followed) and whether that limit converged."""
+        limit = self.channel_limit
+        return {
+            "channel": self.channel.kind,
+            "channel_limit": None if limit is None else limit.loss,
+            "channel_limit_converged": None if limit is None else limit.converged,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able, with the keys of a results folder's ``summary.json``."""
@@ -124,10 +158,19 @@ class PathSummary:
             "loss_start": self.loss_start,
             "loss_permutation_point": self.loss_permutation_point,
             "worst_grad_inf": self.worst_grad_inf,
+            "worst_excess_ratio": _finite_or_none(self.worst_excess_ratio),
             "all_converged": self.all_converged,
             "not_converged_steps": list(self.not_converged_steps),
             **self.flags,
+            "channel": self.channel.kind,
+            "channel_slope": _finite_or_none(self.channel.slope),
+            "channel_kappa": _finite_or_none(self.channel.kappa),
+            "channel_limit": None if self.channel_limit is None else self.channel_limit._asdict(),
         }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 class PermutationPath:
@@ -148,6 +191,7 @@ class PermutationPath:
         config: PathConfig,
         records: Sequence[StepRecord],
         thetas: Tensor,
+        channel_limit: ChannelLimit | None = None,
     ) -> None:
         self.net = net
         self.theta_star = theta_star
@@ -156,6 +200,7 @@ class PermutationPath:
         self.pair: tuple[int, int] = config.pair  # type: ignore[assignment]
         self.records = list(records)
         self.thetas = thetas
+        self.channel_limit = channel_limit
 
         def col(name: str) -> Tensor:
             return torch.tensor(
@@ -195,6 +240,30 @@ class PermutationPath:
         """Points computed by the solver (descent and merge; not the output-weight shift)."""
         return sum(1 for r in self.records if r.segment != "shift")
 
+    @property
+    def worst_excess_ratio(self) -> float:
+        """max over the solved steps (descent and merge) of excess / max(loss, 1e-300): the
+        largest share of its loss a step could still gain (docs/certification.md section 4);
+        steps without an estimate (NaN) are left out, NaN if none has one."""
+        ratios = torch.tensor(
+            [r.excess / max(r.loss, 1e-300) for r in self.records if r.segment != "shift"],
+            dtype=torch.float64,
+        )
+        ratios = ratios[~ratios.isnan()]
+        return float(ratios.max()) if ratios.numel() else float("nan")
+
+    @property
+    def channel_trend(self) -> ChannelTrend:
+        """How |w_m - w_l| scales with d on the descent (``channels.channel_trend``)."""
+        descent = [i for i, r in enumerate(self.records) if r.segment == "descent"]
+        l, m = self.pair
+        th = self.thetas[descent]
+        spread = (
+            th[:, self.net.output_index(self.layer, m)]
+            - th[:, self.net.output_index(self.layer, l)]
+        )
+        return channel_trend(self.d[descent], spread.norm(dim=1))
+
     def flags(self) -> dict[str, bool]:
         """Whether each escape flag rose anywhere on the path (docs/theory.md section 5)."""
         return diag.any_flags(r.diagnostics for r in self.records)
@@ -214,4 +283,7 @@ class PermutationPath:
             worst_grad_inf=float(self.grad_inf[:n].max()),
             not_converged_steps=tuple(int(i) for i in torch.nonzero(~self.converged[:n])[:, 0]),
             flags=self.flags(),
+            channel=self.channel_trend,
+            channel_limit=self.channel_limit,
+            worst_excess_ratio=self.worst_excess_ratio,
         )

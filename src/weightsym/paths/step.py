@@ -8,17 +8,21 @@ section 4). A step that does not reach the tolerance says why (docs/theory.md se
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from weightsym.constraints import ConstrainedLoss, PairConstraint, ScaledObjective
+from weightsym.excess import step_excess
 from weightsym.losses import Loss
-from weightsym.optimize import minimize
+from weightsym.optimize import OptimizeResult, minimize
 from weightsym.paths.config import TRUST_REGION, PathConfig
 from weightsym.paths.records import StepOutcome
+from weightsym.paths.reduced import SolverChart, StepVariables
 
 PREDICTOR_ORDER = 2  # polynomial extrapolation in log d through the last 3 solutions
 
@@ -50,9 +54,14 @@ def solve_step(
     prev: Tensor,
     cfg: PathConfig,
     merge: bool = False,
+    chart: SolverChart | None = None,
 ) -> tuple[Tensor, StepOutcome]:
     """Minimize at distance ``d`` from ``phi0`` (the prediction) or ``prev`` (the last
     solution) if that is lower; ``merge``: the step d = 0, with a larger budget and no patience.
+
+    ``chart``: the variables the solver runs in (``cfg.varpro``, ``cfg.whiten``), built once
+    per path (default: built here, with theta(prev; d) as the point whitening holds fixed).
+    The outcome's loss, grad_inf and convergence are those of the original chart either way.
 
     Returns:
         The solution in chart coordinates phi and the :class:`StepOutcome`.
@@ -66,27 +75,11 @@ def solve_step(
         # and no patience: the permutation point is a critical point of the smaller network
         options["max_iter"] = MERGE_BUDGET_FACTOR * options["max_iter"]
         options.pop("patience", None)
-    if options["method"] in TRUST_REGION:  # rescaled, and started at the predicted move
-        scaled = ScaledObjective.for_start(obj, start)
-        # a local start: the predicted move, else the smallest radius. Larger starts where the
-        # prediction was rejected (order 1, the last step's move, the rejected move) sent merge
-        # steps on ReLU toy pairs to other basins (merged loss 1.1 instead of 0.024) and
-        # softplus steps onto spikes (barrier 0.07 instead of 5e-5)
-        move = float(scaled.to_psi(start - prev).norm())
-        options.setdefault("radius", max(2.0 * move, 1e-8))
-    else:  # the paper's gradient descent and L-BFGS-B run on phi itself
-        scaled = ScaledObjective(obj, torch.ones_like(start))
+    if chart is None:
+        chart = SolverChart(loss, con, con.embed(prev, d), cfg)
     t0 = time.perf_counter()
-    x = scaled.to_psi(start)
-    nit = ngev = nhev = nhvp = 0
-    for _ in range(POLISH_ROUNDS):  # the chart's |u| drifts: renormalise, and polish if needed
-        res = minimize(scaled, x, tol=cfg.tol, **options)
-        nit, ngev, nhev, nhvp = nit + res.nit, ngev + res.ngev, nhev + res.nhev, nhvp + res.nhvp
-        phi = con.normalize(scaled.to_phi(res.x))
-        grad_inf = float(obj.value_and_grad(phi)[1].abs().max())
-        if grad_inf <= cfg.tol or not res.success:
-            break
-        x = scaled.to_psi(phi)
+    phi, res, grad_inf, counts = _minimize(obj, chart.at(d), start, prev, options, cfg.tol)
+    nit, ngev, nhev, nhvp = counts
     wall = time.perf_counter() - t0
     converged = grad_inf <= cfg.tol
     message = str(res.message)
@@ -94,6 +87,7 @@ def solve_step(
         message = f"converged: grad_inf {grad_inf:.3g} <= tol {cfg.tol:.3g} ({message})"
     elif not converged:
         message += _diagnose(loss, con.embed(start, d), con.embed(phi, d))
+    excess, excess_bound = step_excess(obj, phi)  # docs/certification.md section 4
     outcome = StepOutcome(
         loss=float(res.fun),
         grad_inf=grad_inf,
@@ -105,8 +99,52 @@ def solve_step(
         message=message,
         predicted=start is phi0 and phi0 is not prev,
         wall_time=wall,
+        excess=excess,
+        excess_bound=excess_bound,
     )
     return phi, outcome
+
+
+def _minimize(
+    obj: ConstrainedLoss,
+    step: StepVariables,
+    start: Tensor,
+    prev: Tensor,
+    options: dict[str, Any],
+    tol: float,
+) -> tuple[Tensor, OptimizeResult, float, tuple[int, int, int, int]]:
+    """Minimize ``step.objective`` from ``start`` in the solver's variables x, renormalise u
+    and polish (docs/theory.md section 4.4).
+
+    Returns:
+        phi (original chart), the last solver result (its ``fun`` the loss of ``obj`` at phi
+        where x is not phi), grad_inf of ``obj`` at phi, and (nit, ngev, nhev, nhvp) summed.
+    """
+    x_start = step.to_x(start)
+    if options["method"] in TRUST_REGION:  # rescaled, and started at the predicted move
+        scaled = ScaledObjective.for_start(step.objective, x_start)
+        # a local start: the predicted move, else the smallest radius. Larger starts where the
+        # prediction was rejected (order 1, the last step's move, the rejected move) sent merge
+        # steps on ReLU toy pairs to other basins (merged loss 1.1 instead of 0.024) and
+        # softplus steps onto spikes (barrier 0.07 instead of 5e-5)
+        move = float(scaled.to_psi(x_start - step.to_x(prev)).norm())
+        options.setdefault("radius", max(2.0 * move, 1e-8))
+    else:  # the paper's gradient descent and L-BFGS-B run on x itself
+        scaled = ScaledObjective(step.objective, torch.ones_like(x_start))
+    x = scaled.to_psi(x_start)
+    nit = ngev = nhev = nhvp = 0
+    for _ in range(POLISH_ROUNDS):  # the chart's |u| drifts: renormalise, and polish if needed
+        res = minimize(scaled, x, tol=tol, **options)
+        nit, ngev, nhev, nhvp = nit + res.nit, ngev + res.ngev, nhev + res.nhev, nhvp + res.nhvp
+        phi = obj.con.normalize(step.to_phi(scaled.to_phi(res.x)))
+        value, g = obj.value_and_grad(phi)
+        grad_inf = float(g.abs().max())
+        if grad_inf <= tol or not res.success:
+            break
+        x = scaled.to_psi(step.to_x(phi))
+    if not step.plain:  # the loss in the original chart, as grad_inf
+        res = dataclasses.replace(res, fun=value)
+    return phi, res, grad_inf, (nit, ngev, nhev, nhvp)
 
 
 KINK_RTOL = 1e-9  # |a| <= KINK_RTOL * |vartheta| |x~|: a sample sits on a kink of g

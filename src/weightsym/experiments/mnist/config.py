@@ -26,6 +26,7 @@ from weightsym.experiments.mnist.teachers import (
     check_pca,
 )
 from weightsym.paths import PRESETS, PathConfig
+from weightsym.varpro import KINDS as VARPRO_KINDS
 
 LAYER = 2
 """The paper merges a pair in the second hidden layer (Sec. 5)."""
@@ -93,6 +94,11 @@ class MnistConfig:
                 )
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
+        if self.path.varpro and self.loss not in VARPRO_KINDS:
+            raise ValueError(
+                f"path varpro=True needs a squared-error loss (one of {VARPRO_KINDS}); "
+                f"got loss {self.loss!r}"
+            )
         for H in self.widths:
             if isinstance(H, bool) or not isinstance(H, int) or H < 2:
                 raise ValueError(f"widths must be ints >= 2 (a pair needs two); got {H!r}")

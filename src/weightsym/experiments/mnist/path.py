@@ -115,6 +115,9 @@ class MnistRow(FlagRow):
     max_out_norm: float
     not_converged: int
     worst_grad_inf: float
+    channel: str  # "pair": |w_m - w_l| ~ kappa / d (docs/theory.md section 5.4), else "none"
+    channel_limit: float | None  # the loss the pair channel tends to (None: no channel)
+    channel_limit_converged: bool | None
     total_iterations: int
     total_hvp: int
     total_grad: int
@@ -178,8 +181,11 @@ def stored_result(job: PathJob) -> PathResult | None:
     stored = load_json(file, "MNIST path result")
     if stored.get("key") != job.key():
         return None
-    steps = [MnistStep.from_row(s) for s in stored["steps"]]
-    return PathResult(MnistRow.from_row(stored["row"]), steps)
+    try:
+        steps = [MnistStep.from_row(s) for s in stored["steps"]]
+        return PathResult(MnistRow.from_row(stored["row"]), steps)
+    except KeyError:  # written by an older version without some column: compute it again
+        return None
 
 
 def saddle_at(loss: Loss, theta: Tensor, steps: int) -> RitzBound | None:
@@ -218,7 +224,8 @@ def run_path(job: PathJob) -> PathResult:
     head = (cfg.loss, job.variant, job.width, job.seed)
     steps = [MnistStep(*head, record=r, accuracy=a) for r, a in zip(path.records, acc)]
     result = PathResult(row, steps)
-    atomic_write_json(job.folder / RESULT_FILE, result.as_dict(job.key()))
+    # nonfinite: the output-shift steps have no excess estimate (NaN, read back by from_row)
+    atomic_write_json(job.folder / RESULT_FILE, result.as_dict(job.key()), nonfinite="string")
     return result
 
 
@@ -262,6 +269,7 @@ def path_row(
         max_out_norm=max(out_norms),
         not_converged=len(s.not_converged_steps),
         worst_grad_inf=s.worst_grad_inf,
+        **s.channel_columns(),
         total_iterations=sum(r.nit for r in solved),
         total_hvp=sum(r.nhvp for r in solved),
         total_grad=sum(r.ngev for r in solved),
