@@ -43,8 +43,8 @@ from weightsym.data import load_mnist
 from weightsym.experiments.mnist import MNIST_PATH, MnistConfig, mnist_problem
 from weightsym.experiments.mnist.teachers import TeacherConfig, data_fingerprint, get_teacher
 from weightsym.optimize import minimize
-from weightsym.paths import find_path
 from weightsym.paths import find as find_module
+from weightsym.paths import find_path
 from weightsym.paths.config import PAPER_GD, PathConfig
 from weightsym.paths.reduced import SolverChart
 from weightsym.symmetry import most_similar_pair
@@ -250,7 +250,7 @@ def report(args, teacher, pair, units, runs, ratio, excess, auto) -> list[str]:
     return lines
 
 
-def solver_costs(loss, theta, con, cfg: PathConfig, d: float, repeats: int = 5):
+def solver_costs(loss, theta, con, cfg: PathConfig, d: float, repeats: int = 9):
     """Median CPU seconds of one gradient and one Hessian-vector product of a step's objective
     in the solver's variables, at theta* moved to distance d; and the CPU seconds of building
     the step (with ``whiten``: fitting the whitening). Each gradient is taken at a new point
@@ -329,11 +329,14 @@ def compare_report(args, teacher, pair, costs, runs) -> list[str]:
         + ".",
         "Gradient-equivalents per step: nominal = gradients + 2 x products; measured = gradients "
         "and products at the unit costs above (the excess estimate after each step is not "
-        "counted).",
+        "counted). wall s, CPU s: the whole find_path; solver wall s: the steps' solves only "
+        "(without the excess estimates and diagnostics). find_path's channel-limit solve after "
+        f"the path: {'included' if args.channel_limit else 'left out'}.",
         "",
         "| solver | gradients / step | products / step | grad-eq. nominal | grad-eq. measured | "
         "converged | worst grad_inf | barrier (t) | loss at the permutation point | "
-        "loss / lbfgs's, median (max) | max excess / loss | wall s | CPU s | solver wall s |",
+        "loss / lbfgs's, median (max) | max excess / loss (steps where a lower bound) | "
+        "wall s | CPU s | solver wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     default = runs.get("lbfgs")
@@ -341,7 +344,9 @@ def compare_report(args, teacher, pair, costs, runs) -> list[str]:
         g, h, _ = costs[name]
         ratio = _ratios(r["path"], default["path"]) if default is not None else []
         rel = f"{statistics.median(ratio):.2f} ({max(ratio):.2f})" if ratio else "-"
-        excess = "n/a" if r["excess"] is None or math.isnan(r["excess"]) else f"{r['excess']:.2g}"
+        excess = "n/a"
+        if r["excess"] is not None and not math.isnan(r["excess"]):
+            excess = f"{r['excess']:.2g} ({r['excess_bounds']} bounds)"
         lines.append(
             f"| {name} | {r['grads']:.0f} | {r['hvps']:.0f} | {r['grads'] + 2 * r['hvps']:.0f} | "
             f"{(r['grads'] * g + r['hvps'] * h) / unit:.0f} | {r['converged']}/{r['solved']} | "

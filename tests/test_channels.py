@@ -203,3 +203,58 @@ def test_channel_variables_are_an_exact_linear_change_of_the_step_problem() -> N
         var.to_x(phi, 0.0)
     with pytest.raises(ValueError, match="incoming distance"):
         ChannelVariables(PairConstraint(loss.net, 2, (3, 1), distance="joint"))
+
+
+def test_certificate_compares_the_channel_limit() -> None:
+    from weightsym.certify import RunValues, _channel_problems
+
+    def run(limit: float | None) -> RunValues:
+        return RunValues("r", 1.0, 0.5, 3, 1.0, 0, 0.0, channel_limit=limit)
+
+    assert _channel_problems((run(None), run(None), run(None)), 1e-2) == []
+    assert _channel_problems((run(1.0), run(1.005), run(0.996)), 1e-2) == []
+    assert "some runs only" in _channel_problems((run(1.0), run(None), run(1.0)), 1e-2)[0]
+    assert "channel_limit differs" in _channel_problems((run(1.0), run(1.1), run(1.0)), 1e-2)[0]
+
+
+def test_the_predictor_extrapolates_kappa_in_channel_coordinates() -> None:
+    """Where w_m - w_l = kappa / d exactly, the channel predictor is exact and the plain one not."""
+    from weightsym.channels import ChannelVariables
+    from weightsym.constraints import PairConstraint
+    from weightsym.paths.step import predict
+
+    loss, theta = _problem("softplus")
+    con = PairConstraint(loss.net, 1, (1, 3))
+    var = ChannelVariables(con)
+    base = con.chart(theta)
+    ds = [0.4, 0.2, 0.1]
+
+    def at(d: float) -> torch.Tensor:
+        phi = base.clone()
+        phi[var.pos_l], phi[var.pos_m] = 1.0 - 0.7 / d, 1.0 + 0.7 / d
+        return phi
+
+    want = at(0.05)
+    exact = predict([at(d) for d in ds], ds, 0.05, con, channel=var)
+    plain = predict([at(d) for d in ds], ds, 0.05, con)
+    assert torch.allclose(exact, want, rtol=1e-12, atol=1e-12)
+    assert float((plain - want).abs().max()) > 0.5
+
+
+def test_channel_setting_is_validated_recorded_and_kept_per_variant(softplus_toy) -> None:
+    from weightsym.paths import PathConfig
+
+    with pytest.raises(ValueError, match="channel=True needs the incoming distance"):
+        PathConfig(distance="joint", channel=True).validate()
+    with pytest.raises(ValueError, match="channel=True"):
+        PathConfig(varpro=True, channel=True).validate()
+    template = PathConfig(channel=True)
+    assert template.variant("paper").channel and not template.variant("joint").channel
+    assert not template.variant("gauge").channel
+    assert "channel" not in PathConfig().as_dict() and template.as_dict()["channel"] is True
+    loss, theta, cfg = softplus_toy
+    path = find_path(loss, theta, cfg.path_config("paper", (1, 4)).replace(steps=6, channel=True))
+    assert path.config.channel and len(path) == 6 + 2 + cfg.path.shift_points
+    assert all(math.isfinite(r.loss) for r in path.records)
+    # a step's loss is that of the original chart at the returned point
+    assert float(path.loss[3]) == pytest.approx(loss(path.thetas[3]), rel=1e-12)

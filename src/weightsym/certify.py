@@ -53,6 +53,7 @@ class RunValues:
     permutation_point_loss: float
     not_converged: int
     wall_time: float
+    channel_limit: float | None = None  # the loss a pair channel tends to (None: no channel)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ def certify_path(
     doubled where set); and with other rounding: the same problem with the samples in a seeded
     random order (which changes only the rounding of the mean over samples) and another torch
     thread count. The path is certified when its barrier, the barrier's position and the loss at
-    the permutation point agree between every two runs (see :class:`PathCertificate`).
+    the permutation point agree between every two runs (see :class:`PathCertificate`), and so
+    does the loss a pair channel tends to where the runs follow one (docs/theory.md
+    section 5.4).
 
     Args:
         loss: the objective, a :class:`weightsym.Loss`.
@@ -172,6 +175,7 @@ def _values(label: str, path: PermutationPath, wall: float) -> RunValues:
         permutation_point_loss=float(path.permutation_point_loss),
         not_converged=int((~path.converged[: path.num_solved]).sum()),
         wall_time=wall,
+        channel_limit=None if path.channel_limit is None else path.channel_limit.loss,
     )
 
 
@@ -191,6 +195,20 @@ def _same_place(
     return high_a and float(pb.loss[a.barrier_index]) >= b.barrier_loss * (1 - rtol)
 
 
+def _channel_problems(runs: tuple[RunValues, ...], rtol: float) -> list[str]:
+    """The loss a pair channel tends to (docs/theory.md section 5.4) is a published number too:
+    every run must find the channel, or none, and agree on its limit within ``rtol``."""
+    limits = [r.channel_limit for r in runs]
+    if all(v is None for v in limits):
+        return []
+    if any(v is None for v in limits):
+        return ["a pair channel was followed in some runs only"]
+    worst = max(_rel(a, b) for i, a in enumerate(limits) for b in limits[i + 1 :])  # type: ignore[arg-type]
+    return (
+        [f"channel_limit differs by {worst:.3g} relative (> rtol {rtol:g})"] if worst > rtol else []
+    )
+
+
 def _verdict(
     runs: tuple[RunValues, ...],
     paths: Sequence[PermutationPath],
@@ -207,6 +225,7 @@ def _verdict(
     problems = [
         f"{q} differs by {diff[q]:.3g} relative (> rtol {rtol:g})" for q in diff if diff[q] > rtol
     ]
+    problems += _channel_problems(runs, rtol)
     if not agrees:
         problems.append(
             f"barrier_t differs by {dt:.3g} (> t_atol {t_atol:g}, at different steps and no "
@@ -217,7 +236,8 @@ def _verdict(
         reason = "not certified: " + "; ".join(problems) + f" (barriers {worst})"
     else:
         reason = (
-            f"certified: barrier, its position and the permutation-point loss agree in "
+            f"certified: barrier, its position, the permutation-point loss (and any channel "
+            f"limit) agree in "
             f"{', '.join(RUNS)} (rtol {rtol:g}, t_atol {t_atol:g})"
         )
     return PathCertificate(

@@ -113,12 +113,15 @@ _PATH_HELP = {
     "projection; losses mse and nmse only). Loss and grad_inf are reported in the original chart.",
     "whiten": "Solve each step with the first layer in whitened input variables (pairs in "
     "layers >= 2 only). Loss and grad_inf are reported in the original chart.",
+    "channel": "Solve and extrapolate each step with the pair's output weights in channel "
+    "coordinates (w_l + w_m, d (w_m - w_l)), finite along a channel (incoming distance "
+    "without the gauge; other variants ignore it). Loss and grad_inf as in the original chart.",
 }
 
 
 def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
     """``--steps --ratio --solver --tol --max-iter --patience --varpro/--no-varpro
-    --whiten/--no-whiten``, defaults from ``template``.
+    --whiten/--no-whiten --channel/--no-channel``, defaults from ``template``.
 
     The command receives them as keyword arguments of the same names (``max_iter``,
     ``patience`` with 0 for off); :func:`path_config` turns them back into a config.
@@ -158,6 +161,10 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
             "--whiten/--no-whiten", default=template.whiten, show_default=True,
             help=_PATH_HELP["whiten"],
         ),
+        click.option(
+            "--channel/--no-channel", default=template.channel, show_default=True,
+            help=_PATH_HELP["channel"],
+        ),
     ]  # fmt: skip
 
     def decorate(fn: Callable) -> Callable:
@@ -168,7 +175,9 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
     return decorate
 
 
-PATH_OPTION_NAMES = ("steps", "ratio", "solver", "tol", "max_iter", "patience", "varpro", "whiten")
+PATH_OPTION_NAMES = (
+    "steps", "ratio", "solver", "tol", "max_iter", "patience", "varpro", "whiten", "channel",
+)  # fmt: skip
 
 
 def path_config(template: PathConfig, values: dict[str, Any]) -> PathConfig:

@@ -76,7 +76,7 @@ class ToyConfig:
 
     def path_config(self, variant: str, pair: tuple[int, int]) -> PathConfig:
         """The settings of one path (patience only where the solver has it)."""
-        cfg = self.path.replace(pair=pair, **PRESETS[variant])
+        cfg = self.path.variant(variant, pair=pair)
         return cfg if cfg.solver in TRUST_REGION else cfg.replace(patience=None)
 
     def validate(self) -> None:

@@ -30,7 +30,7 @@ STEP_MAX_ITER = {"auto": 60, "newton": 60, "newton-cg": 100, "lbfgs": 5000}
 """Iteration budget of one path step when ``max_iter`` is not given (a step whose student has
 no finite minimizer would otherwise spend the solver's whole budget creeping along a channel)."""
 
-RECORDED_IF_SET = ("patience", "varpro", "whiten")
+RECORDED_IF_SET = ("patience", "varpro", "whiten", "channel")
 """Fields that :meth:`PathConfig.as_dict` leaves out at their defaults, so that the config
 stored by older results folders, which lack them, still matches (and resumes)."""
 
@@ -70,6 +70,10 @@ class PathConfig:
         whiten: solve each step with the first layer in whitened input variables (pairs in
             hidden layers k >= 2 only; :mod:`weightsym.paths.reduced`). Loss, grad_inf and
             convergence are reported in the original chart either way.
+        channel: solve each step at d > 0 with the pair's output vectors in channel
+            coordinates (sigma, kappa) = (w_l + w_m, d (w_m - w_l)), and extrapolate those
+            (incoming distance without the gauge only; not with ``varpro``;
+            docs/theory.md section 5.4).
         shift_points: points of the output-weight shift, t = 1/4 .. 1/2 (Fig. 4).
         thresholds: when the escape flags rise (docs/theory.md section 5).
     """
@@ -88,6 +92,7 @@ class PathConfig:
     predictor: bool = True
     varpro: bool = False
     whiten: bool = False
+    channel: bool = False
     shift_points: int = 10
     thresholds: diag.Thresholds = field(default_factory=diag.Thresholds)
 
@@ -126,6 +131,20 @@ class PathConfig:
             options.pop("thresholds", None)
         return cls(**options)
 
+    def variant(self, name: str, **changes: Any) -> PathConfig:
+        """This template as the variant ``name`` (a :data:`PRESETS` key) with ``changes``;
+        ``channel`` is kept only on the variants it applies to (the incoming distance without
+        the gauge), so one template serves a sweep over variants.
+
+        Raises:
+            ValueError: for an unknown variant name.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown variant {name!r}; expected one of {tuple(PRESETS)}")
+        preset = PRESETS[name]
+        follows = preset["distance"] == "incoming" and not preset["gauge"]
+        return self.replace(**preset, **changes, channel=self.channel and follows)
+
     def replace(self, **changes: Any) -> PathConfig:
         """A copy with ``changes`` applied (unknown names rejected as in :meth:`from_options`)."""
         return type(self).from_options(**(self.fields() | changes))
@@ -145,13 +164,19 @@ class PathConfig:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
         if not isinstance(self.gauge, bool) or not isinstance(self.predictor, bool):
             raise TypeError("gauge and predictor must be bools")
-        for name in ("varpro", "whiten"):
+        for name in ("varpro", "whiten", "channel"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool; got {getattr(self, name)!r}")
         if self.whiten and self.layer < 2:
             raise ValueError(
                 f"whiten=True needs a pair in a hidden layer k >= 2 (whitening changes the "
                 f"incoming vectors of layer 1); got layer={self.layer}"
+            )
+        if self.channel and (self.distance != "incoming" or self.gauge or self.varpro):
+            raise ValueError(
+                "channel=True needs the incoming distance without the gauge and without varpro "
+                f"(the channel it follows); got distance={self.distance!r}, gauge={self.gauge}, "
+                f"varpro={self.varpro}"
             )
         _check_int("steps", self.steps, 1)
         if self.steps > MAX_STEPS:

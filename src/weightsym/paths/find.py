@@ -20,7 +20,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from weightsym import diagnostics as diag
-from weightsym.channels import ChannelLimit, channel_limit
+from weightsym.channels import ChannelLimit, ChannelVariables, channel_limit
 from weightsym.checkpoint import Checkpoint
 from weightsym.constraints import PairConstraint, unit_gauge
 from weightsym.equal_loss_path import output_shift
@@ -124,6 +124,7 @@ def _descend(
     """Steps d_0 .. d_S and the merge d = 0, each solved or resumed from the checkpoint."""
     schedule = cfg.schedule(d0)
     chart = SolverChart(loss, con, start, cfg)  # the solver's variables, once per path
+    channel = ChannelVariables(con) if cfg.channel else None  # what the predictor extrapolates
     records: list[StepRecord] = []
     thetas: list[Tensor] = []
     phis: list[Tensor] = [con.chart(start)]
@@ -134,7 +135,7 @@ def _descend(
             row, tens = ckpt.load_step(i)
             rec, phi = StepRecord.from_row(row), tens["phi"]
         else:
-            phi0 = predict(phis, ds, d, con) if (cfg.predictor and i > 1) else phis[-1]
+            phi0 = predict(phis, ds, d, con, channel) if (cfg.predictor and i > 1) else phis[-1]
             phi, outcome = solve_step(
                 loss, con, d, phi0, phis[-1], cfg, merge=d == 0.0, chart=chart
             )

@@ -12,7 +12,13 @@ the problem:
   (:class:`weightsym.whitening.WhitenedProblem`), W1~ = W1 Q, b1~ = b1 + W1 mu, for pairs in
   hidden layers k >= 2, whose chart coordinates of the pair are the same in both variables.
 
-Both together: variable projection of the whitened chart. A :class:`SolverChart` is built once
+* ``channel``: the pair's output vectors in channel coordinates (sigma, kappa) =
+  (w_l + w_m, d (w_m - w_l)) at every d > 0 (:class:`weightsym.channels.ChannelVariables`), a
+  linear change of variables in which the channel escape stays finite (docs/theory.md
+  section 5.4).
+
+Variable projection and whitening combine (variable projection of the whitened chart), and
+so do whitening and channel coordinates. A :class:`SolverChart` is built once
 per path (whitening fits the inputs once, lazily, on the first step that needs it);
 :meth:`SolverChart.at` gives one step's :class:`StepVariables`: the objective the solver
 minimizes and the maps x <-> phi between its variables and the original chart. Every reported
@@ -27,6 +33,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
+from weightsym.channels import ChannelObjective, ChannelVariables
 from weightsym.constraints import ConstrainedLoss, PairConstraint
 from weightsym.losses import Loss
 from weightsym.paths.config import PathConfig
@@ -69,11 +76,17 @@ class SolverChart:
         check_settings(cfg, loss)
         self.loss, self.con, self.theta = loss, con, theta
         self.varpro, self.whiten = cfg.varpro, cfg.whiten
+        self.use_channel = cfg.channel
 
     @property
     def plain(self) -> bool:
         """The solver runs on the chart phi itself."""
-        return not (self.varpro or self.whiten)
+        return not (self.varpro or self.whiten or self.use_channel)
+
+    @cached_property
+    def channel(self) -> ChannelVariables | None:
+        """Channel coordinates of the pair's output vectors in the solver's chart."""
+        return ChannelVariables(self.solver_constraint) if self.use_channel else None
 
     @cached_property
     def whitened(self) -> WhitenedProblem:
@@ -124,19 +137,27 @@ class StepVariables:
         self.chart, self.d = chart, float(d)
         full = ConstrainedLoss(chart.solver_loss, chart.solver_constraint, d)
         self.varpro = VarPro(full) if chart.varpro else None
-        self.objective: ConstrainedLoss | VarPro = self.varpro or full
+        self.objective: ConstrainedLoss | VarPro | ChannelObjective = self.varpro or full
+        # channel coordinates of the pair's output vectors (d > 0; the merge runs on phi)
+        self.channel = chart.channel if self.d > 0 else None
+        if self.channel is not None:
+            self.objective = self.channel.objective(full)
 
     @property
     def plain(self) -> bool:
         """x = phi."""
-        return self.chart.plain
+        return self.varpro is None and self.channel is None and not self.chart.whiten
 
     def to_x(self, phi: Tensor) -> Tensor:
         """x from a point phi of the original chart."""
         phi_s = self.chart.to_solver_chart(phi, self.d)
+        if self.channel is not None:
+            return self.channel.to_x(phi_s, self.d)
         return phi_s if self.varpro is None else self.varpro.restrict(phi_s)
 
     def to_phi(self, x: Tensor) -> Tensor:
         """The point phi of the original chart at x."""
         phi_s = x if self.varpro is None else self.varpro.expand(x)
+        if self.channel is not None:
+            phi_s = self.channel.to_phi(x, self.d)
         return self.chart.from_solver_chart(phi_s, self.d)

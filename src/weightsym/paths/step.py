@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from weightsym.channels import ChannelVariables
 from weightsym.constraints import ConstrainedLoss, PairConstraint, ScaledObjective
 from weightsym.excess import step_excess
 from weightsym.losses import Loss
@@ -27,9 +28,17 @@ from weightsym.paths.reduced import SolverChart, StepVariables
 PREDICTOR_ORDER = 2  # polynomial extrapolation in log d through the last 3 solutions
 
 
-def predict(phis: list[Tensor], ds: list[float], d_new: float, con: PairConstraint) -> Tensor:
+def predict(
+    phis: list[Tensor],
+    ds: list[float],
+    d_new: float,
+    con: PairConstraint,
+    channel: ChannelVariables | None = None,
+) -> Tensor:
     """Extrapolate the solution to ``d_new``: a Lagrange polynomial in log d through the last
-    (up to PREDICTOR_ORDER + 1) solutions; the warm start when there are too few."""
+    (up to PREDICTOR_ORDER + 1) solutions; the warm start when there are too few. With
+    ``channel`` the pair's output vectors are extrapolated in channel coordinates (sigma,
+    kappa), which stay finite along a channel (docs/theory.md section 5.4)."""
     n = min(PREDICTOR_ORDER + 1, len(phis))
     if n < 2 or d_new <= 0 or min(ds[-n:]) <= 0:
         return phis[-1]
@@ -38,8 +47,9 @@ def predict(phis: list[Tensor], ds: list[float], d_new: float, con: PairConstrai
     out = torch.zeros_like(phis[-1])
     for j in range(n):
         w = math.prod((s_new - s[i]) / (s[j] - s[i]) for i in range(n) if i != j)
-        out += w * phis[len(phis) - n + j]
-    return con.normalize(out)
+        k = len(phis) - n + j
+        out += w * (phis[k] if channel is None else channel.to_x(phis[k], ds[k]))
+    return con.normalize(out if channel is None else channel.to_phi(out, d_new))
 
 
 POLISH_ROUNDS = 3

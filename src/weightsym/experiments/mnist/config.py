@@ -112,9 +112,7 @@ class MnistConfig:
 
     def path_config(self, variant: str) -> PathConfig:
         """The settings of one path: the template with the preset ``variant`` applied."""
-        if variant not in PRESETS:
-            raise ValueError(f"unknown variant {variant!r}; expected one of {tuple(PRESETS)}")
-        return self.path.replace(**PRESETS[variant])
+        return self.path.variant(variant)
 
     def teacher_config(self, width: int, seed: int, data: str) -> TeacherConfig:
         """The settings of teacher (H, seed) trained on the inputs fingerprinted ``data``."""
