@@ -254,7 +254,10 @@ class PermutationPath:
 
     @property
     def channel_trend(self) -> ChannelTrend:
-        """How |w_m - w_l| scales with d on the descent (``channels.channel_trend``)."""
+        """How |w_m - w_l| scales with d on the descent (``channels.channel_trend``); a 1/d
+        law while the rescaling or linearization flag is up at the last step is that escape's
+        (the pair shrinks), not a channel, and the joint distance has none (docs/theory.md
+        section 5.4)."""
         descent = [i for i, r in enumerate(self.records) if r.segment == "descent"]
         l, m = self.pair
         th = self.thetas[descent]
@@ -262,7 +265,12 @@ class PermutationPath:
             th[:, self.net.output_index(self.layer, m)]
             - th[:, self.net.output_index(self.layer, l)]
         )
-        return channel_trend(self.d[descent], spread.norm(dim=1))
+        trend = channel_trend(self.d[descent], spread.norm(dim=1))
+        last = self.records[descent[-1]].diagnostics
+        shrinks = last.flag_rescaling or last.flag_linearization  # w ~ 1/d: that escape's
+        if trend.kind == "pair" and (shrinks or self.config.distance != "incoming"):
+            return trend._replace(kind="none")  # the joint distance bounds |w_m - w_l| by d
+        return trend
 
     def flags(self) -> dict[str, bool]:
         """Whether each escape flag rose anywhere on the path (docs/theory.md section 5)."""
