@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, jvp
 
+from weightsym.activations import Activation
 from weightsym.constraints import ConstrainedLoss, PairConstraint
 from weightsym.losses import Loss
 from weightsym.optimize import minimize
@@ -41,7 +42,9 @@ from weightsym.symmetry import distance_indices
 SWITCH = 1e-3
 """|d delta| above which D is the difference quotient; below it, the quadrature of g'."""
 QUADRATURE_NODES = 6  # Gauss-Legendre nodes: error ~ |d delta|^12 g^(13) for |d delta| <= SWITCH
-_T, _W = (torch.tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(6))
+_T, _W = (
+    torch.tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(QUADRATURE_NODES)
+)
 _T, _W = (_T + 1.0) / 2.0, _W / 2.0  # nodes and weights on [0, 1]
 
 
@@ -127,7 +130,7 @@ class ChannelChart:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _divided_difference(act, a: Tensor, step: Tensor) -> Tensor:
+def _divided_difference(act: Activation, a: Tensor, step: Tensor) -> Tensor:
     """(g(a + step) - g(a)) / step, finite and cancellation-free for every step (0 included)."""
     big = step.abs() > SWITCH
     safe = torch.where(big, step, torch.ones_like(step))

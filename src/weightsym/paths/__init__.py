@@ -3,6 +3,8 @@
 * :mod:`~weightsym.paths.config`: :class:`PathConfig`, the settings and their presets;
 * :mod:`~weightsym.paths.records`: :class:`StepRecord`, :class:`Barrier`,
   :class:`PathSummary`, :class:`PermutationPath`;
+* :mod:`~weightsym.paths.reduced`: the variables a step is solved in (the chart, variable
+  projection, whitened inputs, channel coordinates);
 * :mod:`~weightsym.paths.step`: one step (predict, minimize at fixed d, diagnose);
 * :mod:`~weightsym.paths.find`: :func:`find_path`, the whole path with its results folder;
 * :mod:`~weightsym.paths.load`: :func:`load_path`, a stored path read back.
