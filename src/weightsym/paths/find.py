@@ -63,10 +63,13 @@ def find_path(
         out: a results folder to write each step to and to resume from.
         progress: show a progress bar.
         **options: further :class:`PathConfig` fields (steps, ratio, distance, gauge, solver,
-            tol, max_iter, patience, lr, predictor, shift_points, thresholds).
+            tol, max_iter, patience, lr, predictor, varpro, whiten, channel, shift_points,
+            thresholds).
 
     Returns:
-        The :class:`PermutationPath` from theta* to the permutation point (first half).
+        The :class:`PermutationPath` from theta* to the permutation point (first half); where
+        the pair opens a 1/d channel (incoming distance), with ``channel_limit``, the loss the
+        channel tends to (docs/theory.md section 5.4).
 
     Raises:
         ValueError, TypeError: a loss that is not a :class:`weightsym.Loss`, a setting out of
