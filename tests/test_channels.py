@@ -258,3 +258,18 @@ def test_channel_setting_is_validated_recorded_and_kept_per_variant(softplus_toy
     assert all(math.isfinite(r.loss) for r in path.records)
     # a step's loss is that of the original chart at the returned point
     assert float(path.loss[3]) == pytest.approx(loss(path.thetas[3]), rel=1e-12)
+
+
+def test_a_tampered_channel_limit_is_refused(softplus_toy, tmp_path) -> None:
+    import json
+
+    from weightsym.io import CorruptFileError
+
+    loss, theta, cfg = softplus_toy
+    find_path(loss, theta, cfg.path_config("paper", (1, 4)).replace(steps=4), out=tmp_path / "p")
+    file = tmp_path / "p" / "summary.json"
+    body = json.loads(file.read_text())
+    body["summary"]["channel_limit"] = {"loss": 1.0, "code": "x"}
+    file.write_text(json.dumps(body))
+    with pytest.raises(CorruptFileError):
+        load_path(tmp_path / "p", loss.net)

@@ -6,7 +6,7 @@ from os import PathLike
 from pathlib import Path
 
 from weightsym.channels import ChannelLimit
-from weightsym.io import load_json, load_tensors, read_csv
+from weightsym.io import CorruptFileError, load_json, load_tensors, read_csv
 from weightsym.model import MLP
 from weightsym.paths.config import PathConfig
 from weightsym.paths.records import PermutationPath, StepRecord
@@ -32,10 +32,19 @@ def load_path(folder: str | PathLike, net: MLP) -> PermutationPath:
     records = [StepRecord.from_row(r) for r in read_csv(folder / "steps.csv")]
     thetas = load_tensors(folder / "thetas.pt", "path parameters")["thetas"]
     net.check_theta(thetas[0], "thetas[0]")
-    limit = None
-    summary = folder / "summary.json"
-    if summary.exists():  # older folders and unfinished ones have no channel limit
-        stored = load_json(summary, "path summary").get("summary", {}).get("channel_limit")
-        limit = None if stored is None else ChannelLimit(**stored)
     cfg = PathConfig.from_dict(config)
+    limit = _channel_limit(folder / "summary.json")
     return PermutationPath(net, thetas[0], cfg, records, thetas, channel_limit=limit)
+
+
+def _channel_limit(summary: Path) -> ChannelLimit | None:
+    """The stored loss the pair channel tends to; None where the path had none, or the folder
+    predates it (or is unfinished: no summary.json)."""
+    if not summary.exists():
+        return None
+    stored = load_json(summary, "path summary").get("summary", {}).get("channel_limit")
+    if stored is None:
+        return None
+    if not isinstance(stored, dict) or set(stored) != set(ChannelLimit._fields):
+        raise CorruptFileError(summary, "path summary", "channel_limit has unexpected fields")
+    return ChannelLimit(**stored)
