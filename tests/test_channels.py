@@ -169,6 +169,22 @@ def test_a_toy_channel_is_detected_and_followed_to_its_limit(softplus_toy, tmp_p
     assert again.channel_limit == limit and again.summary().channel == s.channel
 
 
+def test_a_finished_path_reuses_its_stored_channel_limit(softplus_toy, tmp_path, monkeypatch):
+    """Rerunning a finished folder (as the toy does after certify_path) solves no limit again."""
+    from weightsym.paths import find as find_module
+
+    loss, theta, cfg = softplus_toy
+    pc = cfg.path_config("paper", (1, 4)).replace(steps=24)
+    first = find_path(loss, theta, pc, out=tmp_path / "p").channel_limit
+    assert first is not None
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the channel limit was solved again")
+
+    monkeypatch.setattr(find_module, "_follow_channel", refuse)
+    assert find_path(loss, theta, pc, out=tmp_path / "p").channel_limit == first
+
+
 def test_joint_distance_has_no_channel(softplus_toy) -> None:
     loss, theta, cfg = softplus_toy
     s = find_path(loss, theta, cfg.path_config("joint", (1, 4)).replace(steps=12)).summary()

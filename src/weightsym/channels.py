@@ -37,7 +37,7 @@ from weightsym.activations import Activation
 from weightsym.constraints import ConstrainedLoss, PairConstraint
 from weightsym.losses import Loss
 from weightsym.optimize import minimize
-from weightsym.symmetry import distance_indices
+from weightsym.symmetry import check_pair, distance_indices
 
 SWITCH = 1e-3
 """|d delta| above which D is the difference quotient; below it, the quadrature of g'."""
@@ -59,12 +59,7 @@ class ChannelChart:
 
     def __init__(self, loss: Loss, layer: int, pair: tuple[int, int]) -> None:
         net = loss.net
-        net.check_hidden_layer(layer)
-        l, m = pair
-        net.check_neuron(layer, l, "pair[0]")
-        net.check_neuron(layer, m, "pair[1]")
-        if l == m:
-            raise ValueError(f"pair must name two different neurons; got l == m == {l}")
+        l, m = check_pair(net, layer, *pair, names=("pair[0]", "pair[1]"))
         self.loss, self.net, self.layer, self.pair = loss, net, layer, (l, m)
         self.I_l = distance_indices(net, layer, l, "incoming")
         self.I_m = distance_indices(net, layer, m, "incoming")

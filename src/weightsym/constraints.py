@@ -27,7 +27,7 @@ from torch import Tensor
 
 from weightsym.losses import Loss
 from weightsym.model import MLP
-from weightsym.symmetry import distance_indices
+from weightsym.symmetry import check_pair, distance_indices
 
 DISTANCES = ("incoming", "joint")
 
@@ -64,12 +64,7 @@ class PairConstraint:
         distance: str = "incoming",
         gauge: bool = False,
     ) -> None:
-        net.check_hidden_layer(layer)
-        l, m = pair
-        net.check_neuron(layer, l, "pair[0]")
-        net.check_neuron(layer, m, "pair[1]")
-        if l == m:
-            raise ValueError(f"pair must name two different neurons; got l == m == {l}")
+        l, m = check_pair(net, layer, *pair, names=("pair[0]", "pair[1]"))
         if distance not in DISTANCES:
             raise ValueError(f"unknown distance {distance!r}; expected one of {DISTANCES}")
         if gauge and distance != "incoming":

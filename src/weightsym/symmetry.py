@@ -46,13 +46,18 @@ def check_net_theta(net: MLP, theta: Tensor, name: str = "theta") -> Tensor:
     return net.check_theta(theta, name)
 
 
-def check_pair(net: MLP, layer: int, l: int, m: int) -> tuple[int, int]:
-    """Two distinct neurons ``l`` and ``m`` of hidden layer ``layer``."""
+def check_pair(
+    net: MLP, layer: int, l: int, m: int, names: tuple[str, str] = ("l", "m")
+) -> tuple[int, int]:
+    """Two distinct neurons ``l`` and ``m`` of hidden layer ``layer`` (``names``: how the
+    caller's arguments are called in the error messages)."""
     net.check_hidden_layer(layer)
-    net.check_neuron(layer, l, "l")
-    net.check_neuron(layer, m, "m")
+    net.check_neuron(layer, l, names[0])
+    net.check_neuron(layer, m, names[1])
     if l == m:
-        raise ValueError(f"l and m must be two different neurons; got l = m = {l}")
+        raise ValueError(
+            f"{names[0]} and {names[1]} must be two different neurons (l == m); got {l}"
+        )
     return l, m
 
 

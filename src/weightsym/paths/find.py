@@ -28,7 +28,7 @@ from weightsym.hashing import fingerprint
 from weightsym.io import atomic_save_tensors, atomic_write_csv
 from weightsym.losses import Loss
 from weightsym.paths.config import PathConfig
-from weightsym.paths.records import PermutationPath, StepRecord
+from weightsym.paths.records import PermutationPath, StepRecord, stored_channel_limit
 from weightsym.paths.reduced import SolverChart, check_settings
 from weightsym.paths.step import MERGE_BUDGET_FACTOR, predict, solve_step
 from weightsym.symmetry import most_similar_pair
@@ -94,7 +94,7 @@ def find_path(
     records, thetas = _descend(loss, con, start, d0, cfg, ckpt, progress)
     _append_output_shift(loss, thetas, records, start, cfg)
     path = PermutationPath(net, theta, cfg, records, torch.stack(thetas))
-    path.channel_limit = _follow_channel(loss, path)
+    path.channel_limit = _channel_limit(loss, path, ckpt)
     if ckpt is not None:
         _write_results(ckpt, path)
     return path
@@ -203,6 +203,17 @@ def _append_output_shift(
             )
         )
         thetas.append(th)
+
+
+def _channel_limit(
+    loss: Loss, path: PermutationPath, ckpt: Checkpoint | None
+) -> ChannelLimit | None:
+    """The channel limit stored by a finished run of the same path, else computed."""
+    if ckpt is not None and ckpt.is_finalized:
+        recorded, limit = stored_channel_limit(ckpt.load_summary())
+        if recorded:
+            return limit
+    return _follow_channel(loss, path)
 
 
 def _follow_channel(loss: Loss, path: PermutationPath) -> ChannelLimit | None:

@@ -9,7 +9,7 @@ from weightsym.channels import ChannelLimit
 from weightsym.io import CorruptFileError, load_json, load_tensors, read_csv
 from weightsym.model import MLP
 from weightsym.paths.config import PathConfig
-from weightsym.paths.records import PermutationPath, StepRecord
+from weightsym.paths.records import PermutationPath, StepRecord, stored_channel_limit
 
 
 def load_path(folder: str | PathLike, net: MLP) -> PermutationPath:
@@ -42,9 +42,7 @@ def _channel_limit(summary: Path) -> ChannelLimit | None:
     predates it (or is unfinished: no summary.json)."""
     if not summary.exists():
         return None
-    stored = load_json(summary, "path summary").get("summary", {}).get("channel_limit")
-    if stored is None:
-        return None
-    if not isinstance(stored, dict) or set(stored) != set(ChannelLimit._fields):
-        raise CorruptFileError(summary, "path summary", "channel_limit has unexpected fields")
-    return ChannelLimit(**stored)
+    try:
+        return stored_channel_limit(load_json(summary, "path summary").get("summary", {}))[1]
+    except ValueError as err:
+        raise CorruptFileError(summary, "path summary", str(err)) from None

@@ -169,6 +169,22 @@ class PathSummary:
         }
 
 
+def stored_channel_limit(summary: Mapping[str, Any]) -> tuple[bool, ChannelLimit | None]:
+    """(recorded, limit) from a ``summary.json`` body written by :meth:`PathSummary.as_dict`:
+    ``recorded`` is False for a summary written before the channel limit existed; ``limit`` is
+    ``None`` where no channel was followed.
+
+    Raises:
+        ValueError: a stored limit whose fields are not those of :class:`ChannelLimit`.
+    """
+    stored = summary.get("channel_limit")
+    if stored is None:
+        return "channel_limit" in summary, None
+    if not isinstance(stored, Mapping) or set(stored) != set(ChannelLimit._fields):
+        raise ValueError("channel_limit has unexpected fields")
+    return True, ChannelLimit(**stored)
+
+
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
