@@ -58,6 +58,8 @@ COMPARE = {  # name: changes to the MNIST path settings
     "vp": {"varpro": True},
     "wvp": {"varpro": True, "whiten": True},
     "wvp-ncg": {"varpro": True, "whiten": True, "solver": "newton-cg"},
+    "ch": {"channel": True},
+    "wch": {"whiten": True, "channel": True},
 }
 
 
@@ -142,6 +144,9 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="the step solvers side by side")
     ap.add_argument("--solvers", default=",".join(COMPARE), help="with --compare: which")
     ap.add_argument("--ncg-iter", type=int, default=None, help="Newton-CG's per-step budget")
+    ap.add_argument(
+        "--step-iter", type=int, default=None, help="with --compare: L-BFGS's per-step budget"
+    )
     ap.add_argument(
         "--channel-limit",
         action="store_true",
@@ -296,6 +301,8 @@ def compare(args: argparse.Namespace) -> list[str]:
         solver = changes.pop("solver", DEFAULT_SOLVER)
         if solver == "newton-cg" and args.ncg_iter is not None:
             changes["max_iter"] = args.ncg_iter
+        if solver != "newton-cg" and args.step_iter is not None:
+            changes["max_iter"] = args.step_iter
         runs[name] = timed_path(loss, theta, pair, args, solver, **changes)
         r = runs[name]
         print(f"{name}: {r['wall']:.0f} s wall, {r['cpu']:.0f} s CPU", flush=True)
@@ -315,12 +322,13 @@ def _ratios(path, default) -> list[float]:
 def compare_report(args, teacher, pair, costs, runs) -> list[str]:
     unit = costs["chart"][0]
     ncg = args.ncg_iter if args.ncg_iter is not None else DEFAULT_STEP_ITER
+    lbfgs = args.step_iter if args.step_iter is not None else DEFAULT_STEP_ITER
     lines = [
         f"MNIST path: H = {args.width}, teacher seed {args.seed} (training accuracy "
         f"{teacher.accuracy:.4f}), pair {pair} of layer {LAYER}, {args.variant} variant, "
         f"{args.steps} steps (d_S = {MNIST_PATH.ratio:g} d_0) and the merge, 5,000 digits, "
         f"nmse, float64, 1 torch thread, 1 BLAS thread; tol {DEFAULT_TOL:g}; per-step budget "
-        f"{DEFAULT_STEP_ITER} iterations (L-BFGS), {ncg} (Newton-CG); the merge 5x.",
+        f"{lbfgs} iterations (L-BFGS), {ncg} (Newton-CG); the merge 5x.",
         f"Unit: one gradient of the full chart, {unit * 1e3:.0f} ms CPU. Unit costs in units "
         "(gradient, Hessian-vector product; setup CPU s): "
         + "; ".join(
