@@ -82,6 +82,15 @@ class PathCertificate:
     certified: bool
     reason: str
 
+    @property
+    def spread(self) -> float:
+        """The largest relative difference between two runs over the published losses: the
+        barrier, the loss at the permutation point and, where every run followed a pair
+        channel, its limit. Certified means ``spread <= rtol`` (and the positions agree); the
+        spread itself says to how many digits the numbers held (0: to the last bit)."""
+        limit = _limit_spread(self.runs)
+        return max(self.barrier_loss, self.permutation_point_loss, limit or 0.0)
+
 
 def certify_path(
     loss: Loss,
@@ -195,15 +204,22 @@ def _same_place(
     return high_a and float(pb.loss[a.barrier_index]) >= b.barrier_loss * (1 - rtol)
 
 
+def _limit_spread(runs: Sequence[RunValues]) -> float | None:
+    """The largest relative difference between two runs' channel limits; None unless every
+    run followed a pair channel."""
+    limits = [r.channel_limit for r in runs]
+    if any(v is None for v in limits):
+        return None
+    return max(_rel(a, b) for i, a in enumerate(limits) for b in limits[i + 1 :])  # type: ignore[arg-type]
+
+
 def _channel_problems(runs: tuple[RunValues, ...], rtol: float) -> list[str]:
     """The loss a pair channel tends to (docs/theory.md section 5.4) is a published number too:
     every run must find the channel, or none, and agree on its limit within ``rtol``."""
-    limits = [r.channel_limit for r in runs]
-    if all(v is None for v in limits):
-        return []
-    if any(v is None for v in limits):
-        return ["a pair channel was followed in some runs only"]
-    worst = max(_rel(a, b) for i, a in enumerate(limits) for b in limits[i + 1 :])  # type: ignore[arg-type]
+    worst = _limit_spread(runs)
+    if worst is None:
+        followed = any(r.channel_limit is not None for r in runs)
+        return ["a pair channel was followed in some runs only"] if followed else []
     return (
         [f"channel_limit differs by {worst:.3g} relative (> rtol {rtol:g})"] if worst > rtol else []
     )

@@ -97,7 +97,7 @@ def table(rows: list[ToyRow]) -> str:
     """The summary as printed: one line per path."""
     header = (
         "act", "variant", "pair", "barrier", "at pp", "b.conv", "L(pp)", "chan", "resc",
-        "lin", "else", "uncl", "conv", "worst |g|", "index", "cert",
+        "lin", "else", "uncl", "conv", "worst |g|", "index", "cert", "spread",
     )  # fmt: skip
     lines = [
         (
@@ -117,6 +117,7 @@ def table(rows: list[ToyRow]) -> str:
             f"{r.worst_grad_inf:.1e}",
             f"{r.saddle_negative}/{r.saddle_zero}",
             "-" if r.certified is None else yes(r.certified),
+            "-" if r.certify_spread is None else f"{r.certify_spread:.0e}",
         )  # fmt: skip
         for r in rows
     ]

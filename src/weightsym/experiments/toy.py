@@ -165,6 +165,7 @@ class ToyRow(FlagRow):
     saddle_positive: int
     certified: bool | None  # None: not certified because not asked (--certify)
     certify_reason: str
+    certify_spread: float | None  # largest relative difference of the three runs' losses
     channel: str  # "pair": |w_m - w_l| ~ kappa / d (docs/theory.md section 5.4), else "none"
     channel_limit: float | None  # the loss the pair channel tends to (None: no channel)
     channel_limit_converged: bool | None
@@ -210,6 +211,7 @@ def run_one(cfg: ToyConfig, act: str, var: str, pair: tuple[int, int], folder: s
         saddle_positive=pos,
         certified=None if certificate is None else certificate.certified,
         certify_reason="" if certificate is None else certificate.reason,
+        certify_spread=None if certificate is None else certificate.spread,
         **s.channel_columns(),
         wall_time=wall,
         folder=Path(folder).name,
