@@ -14,8 +14,10 @@ compares the two summaries cell by cell:
   it changed nothing, and is left to ``--env``.
 
 Reported per cell kind (barrier, its position, the loss at the permutation point, the channel
-limit) and separately for the certified and the other paths: how many agree to ``--rtol`` (1e-6
-relative) and the largest difference. Positions agree as in the certificate
+limit) and separately for three groups of paths (certified with a spread, the largest relative
+difference between the certificate's three runs, within ``--rtol``; certified with a larger
+spread; not certified): how many agree to ``--rtol`` (1e-6 relative) and the largest
+difference. Positions agree as in the certificate
 (docs/certification.md section 3): t within 0.01, or both barriers at the permutation point's
 loss (``barrier_at_permutation_point``), which the constant-loss output-weight shift spreads
 over t = 1/4 .. 1/2 (a plateau: the recorded t is a matter of rounding there). Nothing is
@@ -35,6 +37,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -92,6 +95,24 @@ def difference(cell: str, a: str, b: str) -> float:
     return abs(x - y) / scale if scale > 0 else 0.0
 
 
+def groups(rtol: float) -> dict[str, Callable[[dict[str, str]], bool]]:
+    """The reference's paths by their certificate: certified with a spread (the largest
+    relative difference between its three runs, ``certify_spread``) within ``rtol``, certified
+    with a larger one (still within the certificate's 1%), and not certified."""
+
+    def spread(r: dict[str, str]) -> float:
+        return float(r["certify_spread"]) if r.get("certify_spread") else math.inf
+
+    def certified(r: dict[str, str]) -> bool:
+        return r["certified"] == "True"
+
+    return {
+        f"certified, spread <= {rtol:g}": lambda r: certified(r) and spread(r) <= rtol,
+        f"certified, spread > {rtol:g}": lambda r: certified(r) and spread(r) > rtol,
+        "not certified": lambda r: not certified(r),
+    }
+
+
 def both_at_point(a: dict[str, str], b: dict[str, str]) -> bool:
     """Both barriers are the loss at the permutation point (the output-shift plateau)."""
     return a["barrier_at_permutation_point"] == b["barrier_at_permutation_point"] == "True"
@@ -100,8 +121,8 @@ def both_at_point(a: dict[str, str], b: dict[str, str]) -> bool:
 def compare(reference: dict, other: dict, rtol: float) -> list[Agreement]:
     out = []
     for cell in CELLS:
-        for group, certified in (("certified", True), ("not certified", False)):
-            keys = [k for k, r in reference.items() if (r["certified"] == "True") == certified]
+        for group, member in groups(rtol).items():
+            keys = [k for k, r in reference.items() if member(r)]
             keys = [k for k in keys if reference[k][cell] or other[k][cell]]
             diffs = {k: difference(cell, reference[k][cell], other[k][cell]) for k in keys}
             if cell == "barrier_t":
@@ -125,7 +146,7 @@ def compare(reference: dict, other: dict, rtol: float) -> list[Agreement]:
 def report(args, config: dict, wall: float, table: list[Agreement]) -> list[str]:
     lines = [
         f"Toy sweep recomputed with {' '.join(args.env) or 'no change'} and compared with "
-        f"{args.reference}/summary.csv (written {config['written']} by weightsym "
+        f"{os.path.relpath(args.reference)}/summary.csv (written {config['written']} by weightsym "
         f"{config['version']}): {config['n']} paths, {args.workers} workers, {wall:.0f} s wall. "
         f"Agreement: relative difference <= {args.rtol:g}; barrier t: within {T_ATOL:g} or "
         "both barriers at the permutation point (the output-shift plateau).",

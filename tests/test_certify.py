@@ -213,6 +213,36 @@ def test_moved_barrier_is_named(monkeypatch, relu_toy, short_path) -> None:
         assert not cert.certified and named in cert.reason and clean not in cert.reason
 
 
+def test_spread_is_the_largest_relative_difference(monkeypatch, relu_toy, short_path) -> None:
+    """Raising the barrier point by 5% in one run: spread 0.05 / 1.05 (to 1e-12), the
+    permutation-point loss unmoved; identical runs: spread exactly 0."""
+    loss, theta = relu_toy
+    i_top = short_path.barrier.index
+
+    def raise_barrier(x):
+        x[i_top] *= 1.05
+        return x
+
+    for change, expected in ((raise_barrier, 0.05 / 1.05), (lambda x: x, 0.0)):
+        monkeypatch.setattr(certify, "find_path", _fake_find_path(short_path, change, []))
+        cert = certify.certify_path(loss, theta, layer=1, pair=(0, 1), steps=5)
+        assert cert.spread == pytest.approx(expected, rel=1e-12, abs=0.0)
+        assert cert.certified == (cert.spread <= cert.rtol)
+
+
+def test_spread_counts_channel_limits_only_when_every_run_has_one() -> None:
+    def run(limit):
+        return certify.RunValues("r", 1.0, 0.5, 3, 2.0, 0, 0.0, channel_limit=limit)
+
+    def cert(*limits):
+        runs = tuple(run(v) for v in limits)
+        return certify.PathCertificate(runs, 1e-2, 1e-2, 1e-3, 0.0, 2e-3, True, True, "")
+
+    assert cert(1.0, 1.1, 1.0).spread == pytest.approx(0.1 / 1.1, rel=1e-12)
+    assert cert(1.0, None, 1.1).spread == 2e-3  # the losses' spread; the verdict names the limit
+    assert cert(None, None, None).spread == 2e-3
+
+
 def test_reruns_double_the_budget_and_change_the_rounding(monkeypatch, relu_toy, short_path):
     loss, theta = relu_toy
     given = copy.copy(short_path)

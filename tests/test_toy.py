@@ -76,3 +76,5 @@ def test_certify_marks_each_path_and_keeps_its_reruns(tmp_path):
     for rerun in ("double-budget", "other-rounding"):
         assert (tmp_path / "paths" / row.folder / "certify" / rerun / "steps.csv").is_file()
     assert read_csv(tmp_path / "summary.csv")[0]["certified"] == row.certified
+    assert row.certify_spread >= 0 and (not row.certified or row.certify_spread <= 1e-2)
+    assert read_csv(tmp_path / "summary.csv")[0]["certify_spread"] == row.certify_spread
