@@ -8,6 +8,8 @@ eigenvalues, and for the interior Newton step.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.optimize
@@ -172,6 +174,25 @@ def test_trust_region_hard_case():
     assert pred == pytest.approx(0.5e-12, rel=1e-3)  # |lambda_min| radius^2 / 2, to O(g)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.floats(-3.0, -0.5),
+    st.lists(st.floats(0.3, 3.0), min_size=1, max_size=5),
+    st.floats(-20, 0),
+    st.integers(0, 2**31),
+    st.floats(0.1, 10.0),
+)
+def test_negative_curvature_steps_reach_the_boundary(lmin, rest, log_g0, seed, radius):
+    """With significant negative curvature the solution lies on the boundary, whatever the
+    gradient along its eigenvector, down to rounding level (the nearly hard case)."""
+    lam = np.array([lmin, *sorted(rest)])
+    g = 0.05 * np.random.default_rng(seed).standard_normal(lam.shape)
+    g[0] = 10**log_g0 * math.copysign(1.0, g[0])
+    s, pred, on_boundary = eigen._tr_eigen(lam, g, radius)
+    assert on_boundary and np.linalg.norm(s) == pytest.approx(radius, rel=1e-9)
+    assert pred >= 0.5 * abs(lmin) * radius**2 * (1 - 1e-9) - np.abs(g).sum() * radius
+
+
 def test_weak_negative_curvature_and_flat_gradient_are_set_aside():
     """Near a critical manifold: a Newton step on the curved part, not a walk along the flat."""
     lam, g = f64(-1e-9, 1e-12, 1.0, 2.0), f64(1e-12, 1e-13, 1e-6, -2e-6)
@@ -285,17 +306,19 @@ def test_hard_case_steps_to_the_boundary_along_the_negative_eigenvector():
     assert pred == pytest.approx(-model(H, g, s), rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known: near the hard case the step stops short (docs/solvers.md)"
-)
 def test_nearly_hard_case_reaches_the_boundary():
     """As above with the gradient along v at rounding level (1e-17), as an eigendecomposition
-    leaves it: the solution still lies on the boundary, with |v's| ~ radius. The solver returns
-    the secular iterate at mu's resolution instead, |s| = 0.024 (measured), predicted reduction
-    0.001 against 0.5 for the solution."""
+    leaves it: the solution still lies on the boundary, with |v's| ~ radius. The secular
+    iterate at mu's resolution stops short (|s| = 0.024, predicted reduction 0.001, measured
+    before the fill-up); filled up along v it reaches the boundary and the hard case's
+    reduction (0.5 + the other directions' 0.0007)."""
     lam, g_hat, radius = np.array([-1.0, 2.0, 3.0]), np.array([1e-17, 0.05, -0.05]), 1.0
     s, pred, on_boundary = eigen._tr_eigen(lam, g_hat, radius)
-    assert np.linalg.norm(s) == pytest.approx(radius, rel=1e-9)
+    assert on_boundary and np.linalg.norm(s) == pytest.approx(radius, rel=1e-9)
+    exact, exact_pred, _ = eigen._tr_eigen(lam, np.array([0.0, 0.05, -0.05]), radius)
+    assert np.abs(np.abs(s) - np.abs(exact)).max() <= 1e-9  # the hard case's step, up to v's sign
+    assert pred == pytest.approx(exact_pred, rel=1e-12)
+    assert pred == pytest.approx(-model(np.diag(lam), g_hat, s), rel=1e-12)
 
 
 def test_interior_newton_step():

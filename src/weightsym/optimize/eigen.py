@@ -99,8 +99,11 @@ def _tr_eigen(lam: np.ndarray, g: np.ndarray, radius: float) -> tuple[np.ndarray
     mu = _secular(flat_lam, g_used, radius, lo)
     s = _shifted_step(flat_lam, g_used, mu)
     gap = radius**2 - float(s @ s)
-    if lmin < 0 and mu == lo and gap > 0:  # hard case (s[0] = 0): fill up along eigenvector 0
-        s[0] = math.copysign(math.sqrt(gap), -float(g[0]) if g[0] != 0 else 1.0)
+    if lmin < 0 and gap > 0:  # hard case, or nearly (g[0] at rounding level, mu at its
+        # resolution): with negative curvature the solution is on the boundary, so fill up
+        # along eigenvector 0, in the direction s[0] already has (or -g[0]'s)
+        sign = float(s[0]) if s[0] != 0 else (-float(g[0]) if g[0] != 0 else 1.0)
+        s[0] = math.copysign(math.sqrt(float(s[0]) ** 2 + gap), sign)
     norm = _norm(s)
     if norm > radius:  # lam + mu lost digits next to a pole: back onto the sphere
         s = s * (radius / norm)
