@@ -51,6 +51,7 @@ def main() -> None:
                         out=out)  # fmt: skip
     print(f"K = {args.pca}, seed {args.seed}, {args.variant}: {time.perf_counter() - t0:.0f} s")
     print(cert.reason)
+    print(f"spread (largest relative difference between two runs): {cert.spread:.2g}")
     for r in cert.runs:
         print(
             f"  {r.label:15s} barrier {r.barrier_loss:.10g} at t = {r.barrier_t:.4g}, "
