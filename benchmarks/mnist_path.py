@@ -15,8 +15,10 @@ machine: one thread gets all of a core only when the machine is idle.
 With ``--compare`` it instead solves the same path, in one run, with the step solvers of
 :data:`COMPARE` (L-BFGS on the chart, on its variable projection, on the variable projection
 of the whitened chart, and trust-region Newton-CG on the latter; ``PathConfig.varpro`` and
-``PathConfig.whiten``, docs/varpro.md) at the same per-step iteration budget (``--ncg-iter``
-overrides Newton-CG's), and prints one table: work per step (gradient evaluations,
+``PathConfig.whiten``, docs/varpro.md; ``ch`` and ``wch``: L-BFGS in the pair's channel
+coordinates, ``PathConfig.channel``, on the chart and on the whitened chart) at the same
+per-step iteration budget (``--ncg-iter`` overrides Newton-CG's, ``--step-iter`` the others'),
+and prints one table: work per step (gradient evaluations,
 Hessian-vector products, and gradient-equivalents at the unit costs measured in the run),
 steps converged, worst grad_inf, barrier and its t, loss at the permutation point, the loss
 reached per step relative to the default's, wall and CPU time, and the largest remaining-excess
@@ -24,6 +26,7 @@ estimate over a step's loss where the steps record one.
 
     python benchmarks/mnist_path.py [--width 25] [--steps 100] [--checks 5] [--auto-steps 1]
     python benchmarks/mnist_path.py --compare [--steps 20] [--solvers lbfgs,vp,wvp,wvp-ncg]
+        [--step-iter 300]
 """
 
 from __future__ import annotations
