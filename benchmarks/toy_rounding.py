@@ -41,9 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from weightsym.certify import T_ATOL  # positions agree as in the certificate
+
 HERE = Path(__file__).parent
 CELLS = ("barrier", "barrier_t", "loss_permutation_point", "channel_limit")
-T_ATOL = 1e-2  # the certificate's t_atol (weightsym.certify.certify_path)
 
 
 class Agreement(NamedTuple):
@@ -178,13 +179,15 @@ def main() -> None:
     ap.add_argument("--env", action="append", default=None, help="NAME=VALUE (repeatable)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rtol", type=float, default=1e-6)
-    ap.add_argument("--run", type=Path, default=Path("results/toy_rounding"), help="its folder")
+    ap.add_argument("--run", type=Path, default=Path("results/toy_rounding"), help="new folder")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "toy_rounding.md")
     args = ap.parse_args()
     args.env = args.env if args.env is not None else ["MKL_CBWR=COMPATIBLE"]
     env = {**os.environ, **parse_env(args.env)}
     published = json.loads((args.reference / "summary.json").read_text())
     t0 = time.perf_counter()
+    if args.run.exists():  # a results folder of ours would be resumed, not recomputed
+        raise SystemExit(f"--run: {args.run} exists; name a new folder for the recomputed sweep")
     subprocess.run(toy_command(published["config"], args.run, args.workers), env=env, check=True)
     wall = time.perf_counter() - t0
     reference = rows(args.reference / "summary.csv")
