@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from weightsym.certify import certify_path
+from weightsym.certify import PathCertificate, certify_path
 from weightsym.experiments.mnist import MNIST_PATH, MnistConfig
 from weightsym.experiments.mnist.problem import load_digits, mnist_problem
 from weightsym.experiments.mnist.teachers import data_fingerprint, get_teacher
@@ -50,15 +50,21 @@ def main() -> None:
     cert = certify_path(loss, teacher.theta, config=cfg.path_config(args.variant), threads=1,
                         out=out)  # fmt: skip
     print(f"K = {args.pca}, seed {args.seed}, {args.variant}: {time.perf_counter() - t0:.0f} s")
-    print(cert.reason)
-    print(f"spread (largest relative difference between two runs): {cert.spread:.2g}")
+    print("\n".join(certificate_lines(cert)))
+
+
+def certificate_lines(cert: PathCertificate) -> list[str]:
+    """The verdict, the spread and each run's numbers, one line each."""
+    spread = f"spread (largest relative difference between two runs): {cert.spread:.2g}"
+    lines = [cert.reason, spread]
     for r in cert.runs:
-        print(
+        lines.append(
             f"  {r.label:15s} barrier {r.barrier_loss:.10g} at t = {r.barrier_t:.4g}, "
             f"permutation point {r.permutation_point_loss:.10g}, channel limit "
             f"{r.channel_limit if r.channel_limit is not None else '-'}, "
             f"steps not converged {r.not_converged}"
         )
+    return lines
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ RANKS = {
     "losses": 2,
     "symmetry": 2,
     "counting": 2,
+    "weight_groups": 2,
     "userdata": 3,
     "data": 3,
     "pca": 3,

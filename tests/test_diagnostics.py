@@ -136,6 +136,51 @@ def test_growth_elsewhere_flags_elsewhere_only() -> None:
     assert (d.other_layer, d.other_neuron) == (1, 0) and d.other_growth > 3.0
 
 
+def _channel_with_third(net: MLP, start: torch.Tensor, third: int, member: int) -> torch.Tensor:
+    """Neuron ``third`` moved to within 1e-5 of pair neuron ``member``'s incoming vector, their
+    output weights -/+ 1e3 apart: a channel of ``member`` with ``third``, not of the pair."""
+    th = start.clone()
+    t_sl, m_sl = net.neuron_slice(1, third), net.neuron_slice(1, member)
+    th[t_sl] = start[m_sl] + 1e-5
+    th[net.output_index(1, member)] += 1e3
+    th[net.output_index(1, third)] -= 1e3
+    return th
+
+
+def test_channel_with_a_third_neuron_flags_elsewhere_with_its_partner() -> None:
+    """(f) as on the full-MNIST path (docs/varpro.md section 4): pair neuron l (1) and neuron 0
+    merge and diverge; the first release's channel rule rose here (|w_l - w_m| grew) although
+    w_m did not move; now only elsewhere rises, naming the partner, and nothing is unclassified."""
+    net, start = _start("softplus")
+    th = _channel_with_third(net, start, third=0, member=1)
+    d = _diag(net, th, start)
+    assert _raised(d) == {"flag_elsewhere"}
+    assert (d.other_layer, d.other_neuron, d.other_partner) == (1, 0, 1)
+    assert d.other_partner_distance == pytest.approx(1e-5 * math.sqrt(3), rel=1e-6)
+    assert d.out_spread > 10 and d.out_sum == pytest.approx(d.out_spread, rel=1e-2)
+    assert _diag(net, th, start, cancel=math.inf).flag_channel  # the first release's rule
+    # the same growth with a partner outside the pair leaves the pair's outputs unexplained
+    th2 = _channel_with_third(net, start, third=0, member=2)
+    th2[net.output_index(1, 1)] += 1e3
+    assert _raised(_diag(net, th2, start)) == {"flag_elsewhere", "flag_unclassified"}
+
+
+def test_pair_channel_needs_opposite_output_weights() -> None:
+    """(a) against (f): |w_l - w_m| grown alike, once with w_l + w_m kept (the pair's channel)
+    and once with w_l alone grown (w_l + w_m grows as much): only the first is a channel."""
+    net, start = _start("softplus")
+    o_l, o_m = _parts(net, 1)[2], _parts(net, 3)[2]
+    pair_channel, one_grows = start.clone(), start.clone()
+    pair_channel[o_l] += 50.0
+    pair_channel[o_m] -= 50.0
+    one_grows[o_l] += 100.0
+    assert _diag(net, pair_channel, start).flag_channel
+    d = _diag(net, one_grows, start)
+    assert not d.flag_channel and d.out_sum > diag.Thresholds().cancel * d.out_spread
+    assert d.flag_unclassified  # pair_out_l grew and no classified escape accounts for it
+    assert _diag(net, one_grows, start, cancel=math.inf).flag_channel  # the first release's
+
+
 def test_unexplained_growth_flags_unclassified_only() -> None:
     """(e) the output bias x 100 alone: no classified escape accounts for it."""
     net, start = _start("softplus")
@@ -233,6 +278,8 @@ def test_first_release_rows_read_with_defaults() -> None:
     d = diag.StepDiagnostics.from_row(old)
     assert math.isnan(d.in_weight_l) and math.isnan(d.largest_growth)
     assert d.unexplained == "" and not d.flag_linearization and not d.flag_unclassified
+    assert math.isnan(d.out_sum) and math.isnan(d.other_partner_distance)
+    assert d.other_partner == -1
     assert math.isnan(diag.StepDiagnostics.from_row(old | {"in_weight_l": ""}).in_weight_l)
     with pytest.raises(KeyError, match="out_spread"):
         diag.StepDiagnostics.from_row({k: v for k, v in old.items() if k != "out_spread"})

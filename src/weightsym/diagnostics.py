@@ -5,7 +5,9 @@ never explored. Each is detected from sizes relative to the start of the path:
 
 * **channel** (smooth g, incoming distance): the pair's output weights diverge as +-c/d while
   their input vectors keep their size, so the pair computes a derivative of g; measured by
-  |w_l - w_m| against the larger of the start norms |w_l|, |w_m|;
+  |w_l - w_m| against the larger of the start norms |w_l|, |w_m|, and only where the two
+  diverge in opposite directions (|w_l + w_m| stays a fraction of |w_l - w_m|): one pair
+  neuron whose output weight grows alone is in a channel with a third neuron (elsewhere);
 * **rescaling** (positively homogeneous g): the pair's input vectors vartheta = [W, b] shrink
   and the output weights grow, (vartheta, w) -> (a vartheta, w / a), which drives d to 0 at no
   cost;
@@ -13,7 +15,9 @@ never explored. Each is detected from sizes relative to the start of the path:
   its output weights grow like 1 / |W|: each neuron computes w (g(b) + g'(b) W x + ...), an
   affine function, and the output bias absorbs the constant;
 * **elsewhere**: the largest weight of some *other* hidden neuron grows: a student with no
-  finite minimizer at this d;
+  finite minimizer at this d; its *partner* is the neuron of the same layer whose incoming
+  vector is nearest (a channel between the two where the distance is small), and where the
+  partner is a pair neuron the growth of that neuron's output weights is accounted for too;
 * **unclassified**: a group of weights (:func:`weight_groups`) grew or shrank by more than
   :attr:`Thresholds.change` and no raised flag above accounts for it (:data:`EXPLAINS`).
 """
@@ -24,15 +28,15 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import torch
 from torch import Tensor
 
 from weightsym.model import MLP
-
-TINY = 1e-300  # guards divisions by a norm that is exactly zero
-MAX_FACTOR = 1e300  # a shrink to exactly zero is reported as this factor (JSON has no inf)
+from weightsym.weight_groups import MAX_FACTOR, TINY, GroupChange
+from weightsym.weight_groups import WeightGroup as WeightGroup
+from weightsym.weight_groups import group_changes as group_changes
+from weightsym.weight_groups import weight_groups as weight_groups
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class Thresholds:
     """When the flags rise: ratios to the start of the path (docs/theory.md section 5)."""
 
     channel: float = 10.0  # |w_l - w_m| grew beyond this factor times max(|w_l|, |w_m|) at start
+    cancel: float = 0.5  # ... with |w_l + w_m| at most this fraction of |w_l - w_m| (opposite
+    # directions: the pair's own channel, not one pair neuron's channel with a third neuron)
     rescaling: float = 0.1  # |vartheta| (W and b) of a pair neuron fell below this fraction
     elsewhere: float = 3.0  # largest weight of another neuron grew by more than this factor
     linearization: float = 0.1  # |W| (bias excluded) of both pair neurons fell below this
@@ -63,7 +69,10 @@ class StepDiagnostics:
     ``largest_growth`` / ``largest_shrink``: the largest factor by which a group of weights
     grew / shrank (see :class:`Thresholds` ``floor``), with the group's name; ``unexplained``:
     the groups that changed by more than ``change`` with no classified flag to account for
-    them (``;``-separated); ``flag_linearization``, ``flag_unclassified``.
+    them (``;``-separated); ``flag_linearization``, ``flag_unclassified``. Then: ``out_sum``:
+    |w_l + w_m| over the same start norm as ``out_spread``; ``other_partner``: the neuron of
+    ``other_layer`` whose incoming vector [W, b] is nearest that of ``other_neuron`` (-1 where
+    there is no other neuron), ``other_partner_distance`` the distance between the two.
 
     Rows written before the later columns existed (see :meth:`from_row`) read them as
     :data:`MISSING_DEFAULTS`: NaN for numbers (not recorded), ``""`` for names, ``False`` for the
@@ -92,6 +101,9 @@ class StepDiagnostics:
     unexplained: str
     flag_linearization: bool
     flag_unclassified: bool
+    out_sum: float
+    other_partner: int
+    other_partner_distance: float
 
     @classmethod
     def columns(cls) -> tuple[str, ...]:
@@ -140,6 +152,8 @@ MISSING_DEFAULTS: dict[str, float | str | bool] = (
     dict.fromkeys(("in_weight_l", "in_weight_m", "largest_growth", "largest_shrink"), math.nan)
     | dict.fromkeys(("largest_growth_group", "largest_shrink_group", "unexplained"), "")
     | dict.fromkeys(("flag_linearization", "flag_unclassified"), False)
+    | dict.fromkeys(("out_sum", "other_partner_distance"), math.nan)
+    | {"other_partner": -1}
 )
 """Values of the columns added after the first release, for rows written without them."""
 
@@ -158,14 +172,7 @@ def _convert(name: str, value: Any, kind: str) -> Any:
         raise ValueError(f"column {name!r}: expected {kind}; got {value!r}") from exc
 
 
-class WeightGroup(NamedTuple):
-    """A group of weights judged as one: ``kind`` as in :data:`EXPLAINS`, indices in theta."""
-
-    name: str
-    kind: str
-    index: Tensor
-
-
+PARTNER_IN_PAIR = "partner_in_pair"
 EXPLAINS: dict[str, tuple[tuple[str, str], ...]] = {
     "flag_channel": (("pair_out", "grew"),),
     "flag_rescaling": (("pair_in", "shrank"), ("pair_bias", "shrank"), ("pair_out", "grew")),
@@ -173,75 +180,10 @@ EXPLAINS: dict[str, tuple[tuple[str, str], ...]] = {
     "flag_elsewhere": tuple(
         (k, "any") for k in ("other_in", "other_bias", "other_out", "out_bias")
     ),
+    PARTNER_IN_PAIR: (("pair_out", "grew"),),
 }
-"""Which changes (group kind, direction) each classified flag accounts for when raised."""
-
-
-def weight_groups(net: MLP, layer: int, pair: tuple[int, int]) -> list[WeightGroup]:
-    """Every group of weights the diagnostics judge (the pair's own weights kept apart).
-
-    The pair's input weights W, biases b and output weights w, one group per neuron; for every
-    other hidden neuron its input weights, bias and output weights, without entries that belong
-    to the pair (in a deeper network a neighbour layer's vectors touch the pair's); the output
-    bias b^(d).
-    """
-    owned = set()
-    for i in pair:
-        sl = net.neuron_slice(layer, i)
-        owned.update(range(sl.start, sl.stop))
-        owned.update(net.output_index(layer, i).tolist())
-    specs: list[tuple[str, str, list[int]]] = []
-    for k in net.hidden_layers:
-        for i in range(net.widths[k]):
-            sl = net.neuron_slice(k, i)
-            parts = {
-                "in": list(range(sl.start, sl.stop - 1)),
-                "bias": [sl.stop - 1],
-                "out": net.output_index(k, i).tolist(),
-            }
-            for part, idx in parts.items():
-                if k == layer and i in pair:
-                    tag = "l" if i == pair[0] else "m"
-                    specs.append((f"pair_{part}_{tag}", f"pair_{part}", idx))
-                elif kept := [j for j in idx if j not in owned]:
-                    specs.append((f"{part}_{k}_{i}", f"other_{part}", kept))
-    rows, cols = net.shapes[-1]
-    specs.append(
-        ("out_bias", "out_bias", [net.offsets[-2] + (r + 1) * cols - 1 for r in range(rows)])
-    )
-    return [WeightGroup(n, kind, torch.tensor(idx, dtype=torch.long)) for n, kind, idx in specs]
-
-
-class GroupChange(NamedTuple):
-    """How much one group's largest |weight| grew or shrank relative to the start."""
-
-    group: WeightGroup
-    growth: float  # max|x| / max(max|x0|, floor * scale)
-    shrink: float  # max|x0| / max|x| where max|x0| >= floor * scale, else 1
-
-
-def group_changes(
-    net: MLP,
-    theta: Tensor,
-    start: Tensor,
-    layer: int,
-    pair: tuple[int, int],
-    thresholds: Thresholds,
-) -> list[GroupChange]:
-    """Growth and shrink factors of every group of :func:`weight_groups`.
-
-    With a = max |x| over the group's entries now, a_0 at the start and the scale
-    s = max |start|: growth a / max(a_0, floor s), shrink a_0 / a where a_0 >= floor s (else 1),
-    capped at :data:`MAX_FACTOR`.
-    """
-    floor = max(thresholds.floor * float(start.abs().max()), TINY)
-    out = []
-    for g in weight_groups(net, layer, pair):
-        a = float(theta[g.index].abs().max())
-        a0 = float(start[g.index].abs().max())
-        shrink = min(a0 / max(a, TINY), MAX_FACTOR) if a0 >= floor else 1.0
-        out.append(GroupChange(g, a / max(a0, floor), shrink))
-    return out
+"""Which changes (group kind, direction) each classified flag accounts for when raised
+(:data:`PARTNER_IN_PAIR` is no flag: an elsewhere channel whose partner is a pair neuron)."""
 
 
 def _neuron_max(net: MLP, theta: Tensor, layer: int, i: int) -> float:
@@ -264,14 +206,26 @@ def _largest_other_neuron(
     return best
 
 
+def _partner(net: MLP, theta: Tensor, layer: int, i: int) -> tuple[int, float]:
+    """(q, |vartheta_q - vartheta_i|) for the neuron q != i of ``layer`` whose incoming vector
+    is nearest neuron i's; (-1, NaN) in a layer of one neuron."""
+    best = (math.inf, -1)
+    v = theta[net.neuron_slice(layer, i)]
+    for q in range(net.widths[layer]):
+        if q != i:
+            best = min(best, (float((theta[net.neuron_slice(layer, q)] - v).norm()), q))
+    return (best[1], best[0]) if best[1] >= 0 else (-1, math.nan)
+
+
 def _ratio(theta: Tensor, start: Tensor, idx: Any) -> float:
     return min(float(theta[idx].norm() / start[idx].norm().clamp_min(TINY)), MAX_FACTOR)
 
 
 def _first_release(
     net: MLP, theta: Tensor, start: Tensor, layer: int, pair: tuple[int, int], t: Thresholds
-) -> dict[str, Any]:
-    """The columns of the first release (norm ratios, the largest other weight, three flags)."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The columns of the first release (norm ratios, the largest other weight, three flags),
+    and the pair's summed output weight and the grown neuron's partner (later columns)."""
     out: dict[str, Any] = {}
     for name, i in zip(("l", "m"), pair):
         out[f"in_norm_{name}"] = _ratio(theta, start, net.neuron_slice(layer, i))
@@ -279,6 +233,7 @@ def _first_release(
     o_l, o_m = net.output_index(layer, pair[0]), net.output_index(layer, pair[1])
     spread0 = max(float(start[o_l].norm()), float(start[o_m].norm()), TINY)
     out["out_spread"] = float((theta[o_l] - theta[o_m]).norm()) / spread0
+    out_sum = float((theta[o_l] + theta[o_m]).norm()) / spread0
     other, k, i = _largest_other_neuron(net, theta, layer, pair)
     other0, _, _ = _largest_other_neuron(net, start, layer, pair)
     out["max_weight"] = float(theta.abs().max())
@@ -287,9 +242,11 @@ def _first_release(
     out["other_layer"], out["other_neuron"] = k, i
     shrunk = min(out["in_norm_l"], out["in_norm_m"]) < t.rescaling
     out["flag_rescaling"] = shrunk
-    out["flag_channel"] = out["out_spread"] > t.channel and not shrunk
+    opposite = out_sum <= t.cancel * out["out_spread"]
+    out["flag_channel"] = out["out_spread"] > t.channel and opposite and not shrunk
     out["flag_elsewhere"] = out["other_growth"] > t.elsewhere
-    return out
+    partner, distance = _partner(net, theta, k, i) if i >= 0 else (-1, math.nan)
+    return out, {"out_sum": out_sum, "other_partner": partner, "other_partner_distance": distance}
 
 
 def _linearization(
@@ -360,11 +317,14 @@ def step_diagnostics(
     for name, i in zip(("pair[0]", "pair[1]"), pair):
         net.check_neuron(layer, i, name)
     t = thresholds
-    first = _first_release(net, theta, start, layer, pair, t)
+    first, later = _first_release(net, theta, start, layer, pair, t)
     in_w_l, in_w_m, linear = _linearization(net, theta, start, layer, pair, t)
-    changes = group_changes(net, theta, start, layer, pair, t)
+    changes = group_changes(net, theta, start, layer, pair, t.floor)
     raised = {f: first[f] for f in ("flag_channel", "flag_rescaling", "flag_elsewhere")}
     raised["flag_linearization"] = linear
+    raised[PARTNER_IN_PAIR] = (
+        first["flag_elsewhere"] and first["other_layer"] == layer and later["other_partner"] in pair
+    )
     unexplained = _unexplained(changes, raised, t)
     grow = max(changes, key=lambda c: c.growth)
     shrink = max(changes, key=lambda c: c.shrink)
@@ -379,6 +339,7 @@ def step_diagnostics(
         unexplained=";".join(unexplained),
         flag_linearization=linear,
         flag_unclassified=bool(unexplained),
+        **later,
     )
 
 
