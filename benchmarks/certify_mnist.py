@@ -8,8 +8,8 @@ whiten=True)``) with ``--step-iter`` iterations a step and tolerance ``--tol``, 
 :func:`weightsym.certify.certify_path`: as given, with twice the per-step budget, and with the
 samples reordered and two torch threads (other rounding). Prints the verdict, each run's
 numbers and, per step, the three runs' losses, which steps converged and which escape flags
-rose (``ch`` pair channel, ``ew j~p`` another neuron j grew, p the neuron of its layer nearest
-it: its partner), so the step where the runs part is visible. The three results folders are
+rose (``ch`` pair channel, ``ew k:j~p`` neuron j of layer k grew, p the neuron of layer k
+nearest it: its partner), so the step where the runs part is visible. The three results folders are
 kept under ``--out`` (a new folder, or one this script made, which is then resumed).
 
     python benchmarks/certify_mnist.py [--steps 20] [--step-iter 3000] [--tol 1e-6]
@@ -74,7 +74,7 @@ def _flags(r) -> str:
     d = r.diagnostics
     out = ["ch"] if d.flag_channel else []
     if d.flag_elsewhere:
-        out.append(f"ew {d.other_neuron}~{d.other_partner}")
+        out.append(f"ew {d.other_layer}:{d.other_neuron}~{d.other_partner}")
     out += [name for name, up in (("rs", d.flag_rescaling), ("lin", d.flag_linearization),
                                   ("uncl", d.flag_unclassified)) if up]  # fmt: skip
     return " ".join(out) or "-"

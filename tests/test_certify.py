@@ -254,6 +254,7 @@ def test_reruns_double_the_budget_and_change_the_rounding(monkeypatch, relu_toy,
     assert cert.certified
     (l1, _, n1), (l2, cfg2, n2), (l3, cfg3, n3) = calls
     assert cfg2.max_iter == 2 * STEP_MAX_ITER["auto"] and cfg2.patience == 20
+    assert cfg2.tol == given.config.tol / certify.TIGHTEN
     assert cfg3 == given.config and l1 is l2 is loss and (n1, n2, n3) == (1, 1, 2)
     order = torch.randperm(loss.T, generator=torch.Generator().manual_seed(certify.ROUNDING_SEED))
     assert torch.equal(l3.X, loss.X[order]) and torch.equal(l3.Y, loss.Y[order])
@@ -270,3 +271,17 @@ def test_certify_rejects_bad_arguments(relu_toy) -> None:
         certify.certify_path(loss, theta, threads=0, layer=1, pair=(0, 1))
     with pytest.raises(TypeError, match="loss must be"):
         certify.certify_path(object(), theta, layer=1, pair=(0, 1))
+
+
+def test_a_path_stopped_at_a_loose_tolerance_is_not_certified(monkeypatch) -> None:
+    """Softplus toy, 5 steps, L-BFGS to tol 1e-2: every step stops at the tolerance, so a
+    doubled budget alone repeats the path to the last bit and certified a barrier (1.5e-3)
+    that a tighter tolerance lowers 14-fold (1.1e-4, measured); the tightened rerun refuses it."""
+    loss, theta = toy_problem("softplus", ToyConfig(samples=200))
+    kwargs = dict(layer=1, pair=(0, 1), steps=5, solver="lbfgs", tol=1e-2, threads=1)
+    cert = certify.certify_path(loss, theta, **kwargs)
+    assert not cert.certified and "barrier_loss" in cert.reason
+    given, more, _ = cert.runs
+    assert more.barrier_loss < given.barrier_loss / 5  # rtol 1%: a 5x fall is far outside
+    monkeypatch.setattr(certify, "TIGHTEN", 1.0)  # the budget alone, as before
+    assert certify.certify_path(loss, theta, **kwargs).certified
