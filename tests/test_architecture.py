@@ -43,6 +43,7 @@ RANKS = {
     "diagnostics": 3,
     "optimize": 3,
     "channels": 4,
+    "partner_channel": 4,
     "paths": 4,
     "varpro": 4,
     "whitening": 4,

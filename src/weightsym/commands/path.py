@@ -55,7 +55,8 @@ DEFAULTS = PathConfig()
     "--certify",
     is_flag=True,
     default=False,
-    help="Compute the path twice more (twice the budget; other rounding) and say whether its "
+    help="Compute the path twice more (twice the budget and a 100x tighter tolerance; other "
+    "rounding) and say whether its "
     "barrier, the barrier's position and the loss at the permutation point agree to 1%.",
 )
 @click.option(

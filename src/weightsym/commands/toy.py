@@ -53,7 +53,8 @@ DEFAULTS = ToyConfig()
     "--certify/--no-certify",
     default=DEFAULTS.certify,
     show_default=True,
-    help="Compute every path twice more, with twice the budget and with other rounding, and "
+    help="Compute every path twice more, with twice the budget and a 100x tighter tolerance "
+    "and with other rounding, and "
     "mark it certified when its barrier, the barrier's position and the loss at the "
     "permutation point agree to 1% (three times the work).",
 )

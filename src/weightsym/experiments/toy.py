@@ -45,7 +45,8 @@ class ToyConfig:
 
     ``path`` is the template of every path (its ``pair`` and preset fields are set per job);
     ``pairs=None`` means all pairs of layer 1. With ``certify`` every path is computed twice
-    more, with a doubled budget and with other rounding (:func:`weightsym.certify.certify_path`).
+    more, with a doubled budget (and a tighter tolerance) and with other rounding
+    (:func:`weightsym.certify.certify_path`).
     """
 
     activations: Sequence[str] = ACTIVATIONS

@@ -1,0 +1,157 @@
+"""The limit of a channel between a neuron and its partner, at a path step's fixed d.
+
+A path step (docs/theory.md section 4) can have its infimum at infinity along a channel that is
+not the merging pair's own: another neuron j of the pair's layer moves onto a *partner* p (a pair
+neuron or not) while the two output weights diverge in opposite directions (docs/certification.md
+section 1, "A channel with a third neuron"; measured on full MNIST in docs/varpro.md section 4).
+In the channel coordinates of (p, j) (docs/theory.md section 5.4,
+:class:`weightsym.channels.ChannelChart`: sigma = w_p + w_j, kappa = delta (w_j - w_p),
+vartheta_j = vartheta_p + delta e) the network computes the same function for every delta > 0,
+and as delta -> 0 it tends to one in which p computes sigma g(a_p) and j the derivative neuron
+kappa g'(a_p) (e . h~) / 2.
+
+:class:`PartnerLimitLoss` is the loss of that limiting network written on a theta-shaped vector
+(theta with vartheta_j replaced by the direction e, w_p by sigma and w_j by kappa), so the path's
+own chart (:class:`weightsym.constraints.ConstrainedLoss`) runs on it unchanged: the pair's
+distance constraint holds exactly while the partner channel sits at its limit.
+:func:`partner_limit` minimizes it from a step's point: the loss the step tends to along that
+channel.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torch.func import grad, jvp
+
+from weightsym.channels import ChannelChart, ChannelLoss
+from weightsym.constraints import ConstrainedLoss, PairConstraint
+from weightsym.losses import Loss
+from weightsym.optimize import minimize
+
+
+class PartnerLimitLoss:
+    """The loss of the limiting network of the channel of ``partner`` = (p, j) in ``layer``.
+
+    Its argument theta' is theta with vartheta_j holding the direction e (any length: e is its
+    normalization), w_p holding sigma and w_j holding kappa; every other entry means what it
+    means in theta. Derivatives come from ``torch.func`` (a second autodiff path to
+    :class:`weightsym.Loss`'s), so it can stand wherever a :class:`weightsym.Loss` is evaluated.
+    """
+
+    def __init__(self, loss: Loss, layer: int, partner: tuple[int, int]) -> None:
+        if not isinstance(loss, Loss):
+            raise TypeError(f"loss must be a weightsym.Loss; got {type(loss).__name__}")
+        self.chart = ChannelChart(loss, layer, partner)
+        self.loss, self.net, self.layer = loss, loss.net, layer
+        self.partner = self.chart.pair
+        self.num_params = self.net.num_params
+        c = self.chart
+        self._order = torch.cat([c.I_rest, c.I_l, c.I_m, c.O_l, c.O_m])  # x = theta'[order]
+        self._limit = ChannelLoss(c, 0.0)
+
+    def to_limit(self, theta: Tensor) -> tuple[Tensor, float]:
+        """(theta', delta): the channel coordinates of theta laid out as theta' (delta > 0)."""
+        x, delta = self.chart.to_channel(theta)
+        out = torch.empty_like(theta)
+        out[self._order] = x
+        return out, delta
+
+    def functional(self, theta: Tensor) -> Tensor:
+        return self._limit.functional(theta[self._order])
+
+    def __call__(self, theta: Tensor) -> float:
+        return float(self.functional(theta))
+
+    def value_and_grad(self, theta: Tensor) -> tuple[float, Tensor]:
+        g, value = torch.func.grad_and_value(self.functional)(theta)
+        return float(value), g
+
+    def grad(self, theta: Tensor) -> Tensor:
+        return self.value_and_grad(theta)[1]
+
+    def hvp(self, theta: Tensor, v: Tensor) -> Tensor:
+        return jvp(grad(self.functional), (theta,), (v,))[1]
+
+    def value_grad_hessian(self, theta: Tensor) -> tuple[float, Tensor, Tensor]:
+        value, g = self.value_and_grad(theta)
+        return value, g, torch.func.hessian(self.functional)(theta)
+
+
+class PartnerLimit(NamedTuple):
+    """The loss a step tends to along the channel of (p, j) (see :func:`partner_limit`).
+
+    ``start_loss`` is the limiting network's loss at the start's channel coordinates,
+    ``delta_start`` the start's |vartheta_j - vartheta_p|, ``kappa_norm`` the |kappa| reached;
+    ``distance`` is the pair's distance at the end (the step's d, by construction).
+    """
+
+    loss: float
+    grad_inf: float
+    converged: bool
+    nit: int
+    message: str
+    start_loss: float
+    delta_start: float
+    kappa_norm: float
+    distance: float
+
+
+def partner_limit(
+    loss: Loss,
+    constraint: PairConstraint,
+    d: float,
+    theta: Tensor,
+    partner: tuple[int, int],
+    tol: float = 1e-12,
+    **options: object,
+) -> PartnerLimit:
+    """Minimize the step problem at distance ``d`` with the channel of ``partner`` at its limit.
+
+    Args:
+        loss: the objective.
+        constraint: the path's pair constraint (its layer is the partner channel's too).
+        d: the step's distance, > 0.
+        theta: the step's point (the pair at distance d, p and j apart).
+        partner: (p, j): the partner p (a pair neuron or not) and the neuron j that moved onto
+            it, j not in the pair.
+        tol, options: of :func:`weightsym.optimize.minimize` (method, max_iter, ...).
+
+    Returns:
+        The :class:`PartnerLimit`; ``converged`` False means its loss is an upper bound.
+
+    Raises:
+        ValueError: j is a pair neuron, p = j, a neuron the layer lacks, d not > 0, or the joint
+            distance with p in the pair (its output weights are constrained, and the channel
+            replaces them by sigma).
+    """
+    p, j = partner
+    if j in constraint.pair:
+        raise ValueError(f"partner: j = {j} is a neuron of the merging pair {constraint.pair}")
+    if constraint.distance != "incoming" and p in constraint.pair:
+        raise ValueError(
+            f"partner: p = {p} is a pair neuron and the {constraint.distance!r} distance "
+            "constrains its output weights, which the channel replaces by sigma"
+        )
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 < d < math.inf:
+        raise ValueError(f"d must be a finite real number > 0; got {d!r}")
+    limit = PartnerLimitLoss(loss, constraint.layer, (p, j))
+    start, delta = limit.to_limit(theta)
+    objective = ConstrainedLoss(limit, constraint, d)  # type: ignore[arg-type]
+    phi0 = constraint.normalize(constraint.chart(start))
+    res = minimize(objective, phi0, tol=tol, **options)
+    end = objective.theta(res.x)
+    return PartnerLimit(
+        loss=float(res.fun),
+        grad_inf=float(res.grad_inf),
+        converged=bool(res.success),
+        nit=int(res.nit),
+        message=str(res.message),
+        start_loss=objective(phi0),
+        delta_start=delta,
+        kappa_norm=float(end[limit.chart.O_m].norm()),
+        distance=constraint.measure(end),
+    )
