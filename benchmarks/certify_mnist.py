@@ -12,8 +12,14 @@ rose (``ch`` pair channel, ``ew k:j~p`` neuron j of layer k grew, p the neuron o
 nearest it: its partner), so the step where the runs part is visible. The three results folders are
 kept under ``--out`` (a new folder, or one this script made, which is then resumed).
 
+With ``--partner-limit 3,4`` it then follows, at each of those steps of each run where a neuron
+j of the pair's layer grew onto a partner p (the elsewhere flag), the channel of (p, j) to its
+limit with the pair kept at the step's d (:func:`weightsym.partner_channel.partner_limit`,
+L-BFGS, ``--limit-iter`` iterations, no growth limit, from the step's point, on the samples in
+their original order): the loss that step tends to along that channel.
+
     python benchmarks/certify_mnist.py [--steps 20] [--step-iter 3000] [--tol 1e-6]
-        [--teachers DIR] [--out DIR] [--report FILE]
+        [--teachers DIR] [--out DIR] [--report FILE] [--partner-limit 3,4 --limit-iter 2000]
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from certify_pca import certificate_lines
 from mnist_path import limited_threads, problem
 
 from weightsym.certify import RERUN_FOLDERS, RUNS, certify_path
+from weightsym.constraints import PairConstraint
 from weightsym.experiments.mnist import MNIST_PATH, MnistConfig
+from weightsym.partner_channel import partner_limit
 from weightsym.paths import PermutationPath, load_path
 
 
@@ -41,7 +49,15 @@ def main() -> None:
     ap.add_argument("--teachers", type=Path, default=Path("results/mnist/teachers"))
     ap.add_argument("--out", type=Path, default=Path("results/certify-mnist"))
     ap.add_argument("--report", type=Path, default=None, help="also write the report here")
+    ap.add_argument("--partner-limit", default="", help="steps whose partner channel to follow")
+    ap.add_argument("--limit-iter", type=int, default=2000, help="L-BFGS iterations of a limit")
     args = ap.parse_args()
+    try:
+        limit_steps = [int(i) for i in args.partner_limit.split(",") if i.strip()]
+    except ValueError:
+        raise SystemExit(
+            f"--partner-limit: expected step numbers like 3,4; got {args.partner_limit!r}"
+        ) from None
     with limited_threads(1):
         teacher, loss, theta, pair = problem(args)
         path = MNIST_PATH.replace(
@@ -52,8 +68,14 @@ def main() -> None:
         t0 = time.perf_counter()
         cert = certify_path(loss, teacher.theta, config=cfg, out=str(args.out))
         wall = time.perf_counter() - t0
-    folders = (args.out, *(args.out / "certify" / name for name in RERUN_FOLDERS))
-    paths = [load_path(f, teacher.net) for f in folders]
+        folders = (args.out, *(args.out / "certify" / name for name in RERUN_FOLDERS))
+        paths = [load_path(f, teacher.net) for f in folders]
+        if bad := [i for i in limit_steps if not 0 <= i < paths[0].num_solved]:
+            last = paths[0].num_solved - 1
+            raise SystemExit(f"--partner-limit: no solved step {bad} (0 .. {last})")
+        con = PairConstraint(teacher.net, cfg.layer, pair, cfg.distance, cfg.gauge)
+        limits = [limit_row(loss, con, p, label, i, args.limit_iter)
+                  for i in limit_steps for label, p in zip(RUNS, paths, strict=True)]  # fmt: skip
     lines = [
         f"Full MNIST, H = {args.width}, teacher seed {args.seed}, pair {pair} of layer 2, "
         f"{args.variant} variant, {args.steps} steps and the merge; L-BFGS on the variable "
@@ -64,10 +86,37 @@ def main() -> None:
         "",
         step_table(paths),
     ]
+    if limit_steps:
+        lines += ["", *LIMIT_HEAD, *(row for row in limits if row)]
     text = "\n".join(lines)
     print(text)
     if args.report is not None:
         args.report.write_text(text + "\n")
+
+
+LIMIT_HEAD = (
+    "| run | step | d | loss at the step | partner channel (j onto p) | partner distance | "
+    "limit loss | grad_inf | converged | iterations | s |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+)
+
+
+def limit_row(loss, con, path: PermutationPath, label: str, i: int, iters: int) -> str:
+    """The partner channel's limit at step i of one run, as a table row ("" where step i has
+    no partner channel in the pair's layer)."""
+    r = path.records[i]
+    dg = r.diagnostics
+    j, p = dg.other_neuron, dg.other_partner
+    if not (dg.flag_elsewhere and dg.other_layer == con.layer and p >= 0 and j not in con.pair):
+        return ""
+    t0 = time.perf_counter()
+    res = partner_limit(loss, con, r.d, path.thetas[i], (p, j), tol=1e-9, method="lbfgs",
+                        max_iter=iters, growth_limit=None)  # fmt: skip
+    return (
+        f"| {label} | {i} | {r.d:.3g} | {r.loss:.4e} | {j} onto {p} | "
+        f"{dg.other_partner_distance:.2g} | {res.loss:.4e} | {res.grad_inf:.1e} | "
+        f"{'yes' if res.converged else 'no'} | {res.nit} | {time.perf_counter() - t0:.0f} |"
+    )
 
 
 def _flags(r) -> str:
