@@ -96,5 +96,7 @@ def test_partner_limit_refuses_what_it_cannot_do() -> None:
         partner_limit(loss, con, 0.0, theta, PARTNER)
     with pytest.raises(ValueError, match="pair"):
         partner_limit(loss, con, 0.3, theta, (1, 1))
+    with pytest.raises(ValueError, match="partner must be a tuple"):
+        partner_limit(loss, con, 0.3, theta, [1, 0])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="loss must be"):
         PartnerLimitLoss(object(), 2, PARTNER)  # type: ignore[arg-type]

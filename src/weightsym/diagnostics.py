@@ -7,7 +7,8 @@ never explored. Each is detected from sizes relative to the start of the path:
   their input vectors keep their size, so the pair computes a derivative of g; measured by
   |w_l - w_m| against the larger of the start norms |w_l|, |w_m|, and only where the two
   diverge in opposite directions (|w_l + w_m| stays a fraction of |w_l - w_m|): one pair
-  neuron whose output weight grows alone is in a channel with a third neuron (elsewhere);
+  neuron whose output weight grows alone is not the pair's channel (on full MNIST it was a
+  channel of that neuron with a third one, which the elsewhere flag names);
 * **rescaling** (positively homogeneous g): the pair's input vectors vartheta = [W, b] shrink
   and the output weights grow, (vartheta, w) -> (a vartheta, w / a), which drives d to 0 at no
   cost;

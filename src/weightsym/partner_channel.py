@@ -124,10 +124,12 @@ def partner_limit(
         The :class:`PartnerLimit`; ``converged`` False means its loss is an upper bound.
 
     Raises:
-        ValueError: j is a pair neuron, p = j, a neuron the layer lacks, d not > 0, or the joint
-            distance with p in the pair (its output weights are constrained, and the channel
-            replaces them by sigma).
+        ValueError: partner is not a tuple (p, j), j is a pair neuron, p = j, a neuron the layer
+            lacks, d not > 0, or the joint distance with p in the pair (its output weights are
+            constrained, and the channel replaces them by sigma).
     """
+    if not (isinstance(partner, tuple) and len(partner) == 2):
+        raise ValueError(f"partner must be a tuple (p, j) of two neurons; got {partner!r}")
     p, j = partner
     if j in constraint.pair:
         raise ValueError(f"partner: j = {j} is a neuron of the merging pair {constraint.pair}")
