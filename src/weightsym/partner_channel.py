@@ -25,7 +25,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torch.func import grad, jvp
 
 from weightsym.channels import ChannelChart, ChannelLoss
 from weightsym.constraints import ConstrainedLoss, PairConstraint
@@ -33,25 +32,24 @@ from weightsym.losses import Loss
 from weightsym.optimize import minimize
 
 
-class PartnerLimitLoss:
+class PartnerLimitLoss(ChannelLoss):
     """The loss of the limiting network of the channel of ``partner`` = (p, j) in ``layer``.
 
     Its argument theta' is theta with vartheta_j holding the direction e (any length: e is its
     normalization), w_p holding sigma and w_j holding kappa; every other entry means what it
-    means in theta. Derivatives come from ``torch.func`` (a second autodiff path to
+    means in theta. It is :class:`weightsym.channels.ChannelLoss` at d = 0 with its argument
+    laid out as theta (derivatives from ``torch.func``, a second autodiff path to
     :class:`weightsym.Loss`'s), so it can stand wherever a :class:`weightsym.Loss` is evaluated.
     """
 
     def __init__(self, loss: Loss, layer: int, partner: tuple[int, int]) -> None:
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be a weightsym.Loss; got {type(loss).__name__}")
-        self.chart = ChannelChart(loss, layer, partner)
+        super().__init__(ChannelChart(loss, layer, partner), 0.0)
         self.loss, self.net, self.layer = loss, loss.net, layer
         self.partner = self.chart.pair
-        self.num_params = self.net.num_params
         c = self.chart
         self._order = torch.cat([c.I_rest, c.I_l, c.I_m, c.O_l, c.O_m])  # x = theta'[order]
-        self._limit = ChannelLoss(c, 0.0)
 
     def to_limit(self, theta: Tensor) -> tuple[Tensor, float]:
         """(theta', delta): the channel coordinates of theta laid out as theta' (delta > 0)."""
@@ -61,24 +59,10 @@ class PartnerLimitLoss:
         return out, delta
 
     def functional(self, theta: Tensor) -> Tensor:
-        return self._limit.functional(theta[self._order])
-
-    def __call__(self, theta: Tensor) -> float:
-        return float(self.functional(theta))
-
-    def value_and_grad(self, theta: Tensor) -> tuple[float, Tensor]:
-        g, value = torch.func.grad_and_value(self.functional)(theta)
-        return float(value), g
+        return super().functional(theta[self._order])
 
     def grad(self, theta: Tensor) -> Tensor:
         return self.value_and_grad(theta)[1]
-
-    def hvp(self, theta: Tensor, v: Tensor) -> Tensor:
-        return jvp(grad(self.functional), (theta,), (v,))[1]
-
-    def value_grad_hessian(self, theta: Tensor) -> tuple[float, Tensor, Tensor]:
-        value, g = self.value_and_grad(theta)
-        return value, g, torch.func.hessian(self.functional)(theta)
 
 
 class PartnerLimit(NamedTuple):
