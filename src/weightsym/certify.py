@@ -59,6 +59,8 @@ class RunValues:
     not_converged: int
     wall_time: float
     channel_limit: float | None = None  # the loss a pair channel tends to (None: no channel)
+    partner: str | None = None  # "p~j": steps sat on a channel of j onto p (None: none met)
+    partner_limit: float | None = None  # the loss its limit step tends to (None: not taken)
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,12 @@ class PathCertificate:
     @property
     def spread(self) -> float:
         """The largest relative difference between two runs over the published losses: the
-        barrier, the loss at the permutation point and, where every run followed a pair
-        channel, its limit. Certified means ``spread <= rtol`` (and the positions agree); the
-        spread itself says to how many digits the numbers held (0: to the last bit)."""
-        limit = _limit_spread(self.runs)
-        return max(self.barrier_loss, self.permutation_point_loss, limit or 0.0)
+        barrier, the loss at the permutation point and, where every run has one, the pair
+        channel's and the partner channel's limit. Certified means ``spread <= rtol`` (and the
+        positions agree); the spread itself says to how many digits the numbers held (0: to
+        the last bit)."""
+        limits = [_limit_spread(self.runs, f) or 0.0 for f in LIMITS]
+        return max(self.barrier_loss, self.permutation_point_loss, *limits)
 
 
 def certify_path(
@@ -183,7 +186,7 @@ def _reordered(loss: Loss) -> Loss:
 
 
 def _values(label: str, path: PermutationPath, wall: float) -> RunValues:
-    b = path.barrier
+    b, pc = path.barrier, path.partner_channel
     return RunValues(
         label=label,
         barrier_loss=float(b.loss),
@@ -193,6 +196,8 @@ def _values(label: str, path: PermutationPath, wall: float) -> RunValues:
         not_converged=int((~path.converged[: path.num_solved]).sum()),
         wall_time=wall,
         channel_limit=None if path.channel_limit is None else path.channel_limit.loss,
+        partner=None if pc is None else "{}~{}".format(*pc.partner),
+        partner_limit=None if pc is None or pc.limit is None else pc.limit.loss,
     )
 
 
@@ -212,25 +217,37 @@ def _same_place(
     return high_a and float(pb.loss[a.barrier_index]) >= b.barrier_loss * (1 - rtol)
 
 
-def _limit_spread(runs: Sequence[RunValues]) -> float | None:
-    """The largest relative difference between two runs' channel limits; None unless every
-    run followed a pair channel."""
-    limits = [r.channel_limit for r in runs]
+LIMITS = ("channel_limit", "partner_limit")
+"""The limits a run may publish: the pair channel's and a partner channel's."""
+
+
+def _limit_spread(runs: Sequence[RunValues], field: str = "channel_limit") -> float | None:
+    """The largest relative difference between two runs' limits ``field`` (one of
+    :data:`LIMITS`); None unless every run has one."""
+    limits = [getattr(r, field) for r in runs]
     if any(v is None for v in limits):
         return None
-    return max(_rel(a, b) for i, a in enumerate(limits) for b in limits[i + 1 :])  # type: ignore[arg-type]
+    return max(_rel(a, b) for i, a in enumerate(limits) for b in limits[i + 1 :])
 
 
 def _channel_problems(runs: tuple[RunValues, ...], rtol: float) -> list[str]:
-    """The loss a pair channel tends to (docs/theory.md section 5.4) is a published number too:
-    every run must find the channel, or none, and agree on its limit within ``rtol``."""
-    worst = _limit_spread(runs)
-    if worst is None:
-        followed = any(r.channel_limit is not None for r in runs)
-        return ["a pair channel was followed in some runs only"] if followed else []
-    return (
-        [f"channel_limit differs by {worst:.3g} relative (> rtol {rtol:g})"] if worst > rtol else []
-    )
+    """The loss a pair channel tends to (docs/theory.md section 5.4) and the loss a partner
+    channel's limit step tends to (docs/certification.md section 1) are published numbers too:
+    every run must meet the channel (the same p~j), or none, and agree on its limit within
+    ``rtol``."""
+    problems = []
+    partners = {r.partner for r in runs}
+    if len(partners) > 1:
+        met = ", ".join(f"{r.label}: {r.partner or 'none'}" for r in runs)
+        problems.append(f"the runs met different partner channels ({met})")
+    for field, what in zip(LIMITS, ("a pair channel was followed", "a partner limit was taken")):
+        worst = _limit_spread(runs, field)
+        if worst is None:
+            if any(getattr(r, field) is not None for r in runs) and len(partners) == 1:
+                problems.append(f"{what} in some runs only")
+        elif worst > rtol:
+            problems.append(f"{field} differs by {worst:.3g} relative (> rtol {rtol:g})")
+    return problems
 
 
 def _verdict(
@@ -261,7 +278,7 @@ def _verdict(
     else:
         reason = (
             f"certified: barrier, its position, the permutation-point loss (and any channel "
-            f"limit) agree in "
+            f"or partner limit) agree in "
             f"{', '.join(RUNS)} (rtol {rtol:g}, t_atol {t_atol:g})"
         )
     return PathCertificate(

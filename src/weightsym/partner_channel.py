@@ -21,14 +21,17 @@ channel.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from weightsym.channels import ChannelChart, ChannelLoss
 from weightsym.constraints import ConstrainedLoss, PairConstraint
+from weightsym.diagnostics import StepDiagnostics
 from weightsym.losses import Loss
+from weightsym.model import MLP
 from weightsym.optimize import minimize
 
 
@@ -141,3 +144,127 @@ def partner_limit(
         kappa_norm=float(end[limit.chart.O_m].norm()),
         distance=constraint.measure(end),
     )
+
+
+PARTNER_APPROACH = 10.0
+"""Neuron j has moved onto its partner p when delta = |vartheta_j - vartheta_p| fell below the
+path's first point's by more than this factor ..."""
+PARTNER_CLOSE = 1e-2
+"""... and below this fraction of |vartheta_p|: close enough for the derivative neuron to be what
+the pair computes (on the ReLU toy, weights that grew with delta still 13% of |vartheta_p| are
+no channel: the limiting network's loss there is 38x the step's)."""
+
+
+def partner_on_channel(
+    net: MLP,
+    theta: Tensor,
+    first: Tensor,
+    layer: int,
+    pair: tuple[int, int],
+    step: StepDiagnostics,
+    cancel: float,
+) -> tuple[int, int] | None:
+    """(p, j) where the point ``theta`` sits on a channel of a third neuron, else ``None``.
+
+    The step's elsewhere flag is up with the grown neuron j in the pair's ``layer`` (j not a
+    pair neuron; its weights grew, see :class:`weightsym.diagnostics.Thresholds`), j's incoming
+    vector has moved onto its nearest neighbour p's (their distance delta fell below its value
+    at the path's ``first`` point by more than :data:`PARTNER_APPROACH`, and below
+    :data:`PARTNER_CLOSE` |vartheta_p|), and their output
+    weights diverge in opposite directions, |w_j + w_p| <= ``cancel`` |w_j - w_p| (the rule of
+    the pair's own channel flag): two copies of one neuron whose outputs cancel but for a
+    derivative term, kappa g'(a_p) (e . h~) / 2 as delta -> 0 (docs/theory.md section 5.4).
+    """
+    j, p = step.other_neuron, step.other_partner
+    if not step.flag_elsewhere or step.other_layer != layer or j in pair or p < 0:
+        return None
+    v_p, v_j = net.neuron_slice(layer, p), net.neuron_slice(layer, j)
+    delta, delta_first = step.other_partner_distance, float((first[v_j] - first[v_p]).norm())
+    close = delta <= PARTNER_CLOSE * float(theta[v_p].norm())
+    if not (close and delta * PARTNER_APPROACH <= delta_first):
+        return None
+    w_p, w_j = theta[net.output_index(layer, p)], theta[net.output_index(layer, j)]
+    if float((w_j + w_p).norm()) > cancel * float((w_j - w_p).norm()):
+        return None
+    return p, j
+
+
+class PartnerChannel(NamedTuple):
+    """A channel of neuron j onto its partner p, met on a path's descent (d > 0) steps.
+
+    ``partner`` is (p, j); ``steps`` the indices of the descent steps that sit on it
+    (:func:`partner_on_channel`); ``limit_index`` the step whose limit was taken: the barrier's
+    step where it is one of them, else the last; ``limit`` the loss that step tends to along
+    the channel (:func:`partner_limit`), ``None`` where it cannot be taken (the joint distance
+    with p in the pair).
+    """
+
+    partner: tuple[int, int]
+    steps: tuple[int, ...]
+    limit_index: int
+    limit: PartnerLimit | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able (``summary.json``)."""
+        return {
+            "partner": list(self.partner),
+            "steps": list(self.steps),
+            "limit_index": self.limit_index,
+            "limit": None if self.limit is None else self.limit._asdict(),
+        }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> PartnerChannel:
+        """The inverse of :meth:`as_dict`.
+
+        Raises:
+            ValueError: keys or fields that are not those :meth:`as_dict` writes.
+        """
+        if not isinstance(body, Mapping) or set(body) != set(cls._fields):
+            raise ValueError("partner_channel has unexpected fields")
+        limit = body["limit"]
+        if limit is not None and (
+            not isinstance(limit, Mapping) or set(limit) != set(PartnerLimit._fields)
+        ):
+            raise ValueError("partner_channel limit has unexpected fields")
+        partner, steps = body["partner"], body["steps"]
+        if not (isinstance(partner, list) and len(partner) == 2):
+            raise ValueError("partner_channel partner is not a pair (p, j)")
+        if not isinstance(steps, list):
+            raise ValueError("partner_channel steps is not a list")
+        return cls(
+            partner=(int(partner[0]), int(partner[1])),
+            steps=tuple(int(i) for i in steps),
+            limit_index=int(body["limit_index"]),
+            limit=None if limit is None else PartnerLimit(**limit),
+        )
+
+
+def find_partner_channel(
+    net: MLP,
+    thetas: Tensor,
+    layer: int,
+    pair: tuple[int, int],
+    steps: Sequence[tuple[int, StepDiagnostics]],
+    barrier_index: int,
+    cancel: float,
+) -> tuple[tuple[int, int], tuple[int, ...], int] | None:
+    """The partner channel a path's descent steps sit on: ((p, j), steps, limit_index).
+
+    ``steps`` are (index, diagnostics) of the descent steps, ``thetas`` the path's points
+    (the first, ``thetas[0]``, is what the approach is measured against).
+    Where several (p, j) occur, the one the barrier's step sits on is taken, else the one met
+    on the most steps (the later on a tie); ``limit_index`` is the barrier's step if it sits on
+    that channel, else its last step. ``None`` where no step sits on one.
+    """
+    met: dict[tuple[int, int], list[int]] = {}
+    for i, dg in steps:
+        partner = partner_on_channel(net, thetas[i], thetas[0], layer, pair, dg, cancel)
+        if partner is not None:
+            met.setdefault(partner, []).append(i)
+    if not met:
+        return None
+    at_barrier = [p for p, idx in met.items() if barrier_index in idx]
+    partner = at_barrier[0] if at_barrier else max(met, key=lambda p: (len(met[p]), met[p][-1]))
+    idx = met[partner]
+    return partner, tuple(idx), barrier_index if barrier_index in idx else idx[-1]

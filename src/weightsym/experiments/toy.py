@@ -170,6 +170,11 @@ class ToyRow(FlagRow):
     channel: str  # "pair": |w_m - w_l| ~ kappa / d (docs/theory.md section 5.4), else "none"
     channel_limit: float | None  # the loss the pair channel tends to (None: no channel)
     channel_limit_converged: bool | None
+    partner_channel: str | None  # "p~j": descent steps sit on a channel of j onto p (None: none)
+    partner_steps: int  # how many
+    partner_limit_index: int | None  # the step whose limit was taken (the barrier's if on it)
+    partner_limit: float | None  # the loss that step tends to along the channel
+    partner_limit_converged: bool | None
     wall_time: float
     folder: str
 
@@ -214,6 +219,7 @@ def run_one(cfg: ToyConfig, act: str, var: str, pair: tuple[int, int], folder: s
         certify_reason="" if certificate is None else certificate.reason,
         certify_spread=None if certificate is None else certificate.spread,
         **s.channel_columns(),
+        **s.partner_columns(),
         wall_time=wall,
         folder=Path(folder).name,
     )

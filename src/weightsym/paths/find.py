@@ -27,8 +27,14 @@ from weightsym.equal_loss_path import output_shift
 from weightsym.hashing import fingerprint
 from weightsym.io import atomic_save_tensors, atomic_write_csv
 from weightsym.losses import Loss
+from weightsym.partner_channel import PartnerChannel, partner_limit
 from weightsym.paths.config import PathConfig
-from weightsym.paths.records import PermutationPath, StepRecord, stored_channel_limit
+from weightsym.paths.records import (
+    PermutationPath,
+    StepRecord,
+    stored_channel_limit,
+    stored_partner_channel,
+)
 from weightsym.paths.reduced import SolverChart, check_settings
 from weightsym.paths.step import MERGE_BUDGET_FACTOR, predict, solve_step
 from weightsym.symmetry import most_similar_pair
@@ -69,7 +75,9 @@ def find_path(
     Returns:
         The :class:`PermutationPath` from theta* to the permutation point (first half); where
         the pair opens a 1/d channel (incoming distance), with ``channel_limit``, the loss the
-        channel tends to (docs/theory.md section 5.4).
+        channel tends to (docs/theory.md section 5.4); where descent steps sit on a channel of
+        a third neuron with a partner, with ``partner_channel`` and the loss its limit step
+        tends to (docs/certification.md section 1).
 
     Raises:
         ValueError, TypeError: a loss that is not a :class:`weightsym.Loss`, a setting out of
@@ -95,6 +103,7 @@ def find_path(
     _append_output_shift(loss, thetas, records, start, cfg)
     path = PermutationPath(net, theta, cfg, records, torch.stack(thetas))
     path.channel_limit = _channel_limit(loss, path, ckpt)
+    path.partner_channel = _partner_channel(loss, con, path, ckpt)
     if ckpt is not None:
         _write_results(ckpt, path)
     return path
@@ -228,6 +237,30 @@ def _follow_channel(loss: Loss, path: PermutationPath) -> ChannelLimit | None:
     options["max_iter"] = MERGE_BUDGET_FACTOR * options["max_iter"]
     options.pop("patience", None)
     return channel_limit(loss, path.thetas[last], cfg.layer, cfg.pair, tol=cfg.tol, **options)
+
+
+def _partner_channel(
+    loss: Loss, con: PairConstraint, path: PermutationPath, ckpt: Checkpoint | None
+) -> PartnerChannel | None:
+    """The partner channel stored by a finished run of the same path, else found and its
+    limit step's limit computed (:func:`weightsym.partner_channel.partner_limit`, with a
+    step's budget and no patience; none where the joint distance constrains p)."""
+    if ckpt is not None and ckpt.is_finalized:
+        recorded, stored = stored_partner_channel(ckpt.load_summary())
+        if recorded:
+            return stored
+    found = path.partner_channel_steps()
+    if found is None:
+        return None
+    partner, steps, index = found
+    cfg = path.config
+    limit = None
+    if cfg.distance == "incoming" or partner[0] not in cfg.pair:
+        options = cfg.solver_options()
+        options.pop("patience", None)
+        d, theta = path.records[index].d, path.thetas[index]
+        limit = partner_limit(loss, con, d, theta, partner, tol=cfg.tol, **options)
+    return PartnerChannel(partner, steps, index, limit)
 
 
 def _write_results(ckpt: Checkpoint, path: PermutationPath) -> None:

@@ -8,8 +8,14 @@ from pathlib import Path
 from weightsym.channels import ChannelLimit
 from weightsym.io import CorruptFileError, load_json, load_tensors, read_csv
 from weightsym.model import MLP
+from weightsym.partner_channel import PartnerChannel
 from weightsym.paths.config import PathConfig
-from weightsym.paths.records import PermutationPath, StepRecord, stored_channel_limit
+from weightsym.paths.records import (
+    PermutationPath,
+    StepRecord,
+    stored_channel_limit,
+    stored_partner_channel,
+)
 
 
 def load_path(folder: str | PathLike, net: MLP) -> PermutationPath:
@@ -33,16 +39,19 @@ def load_path(folder: str | PathLike, net: MLP) -> PermutationPath:
     thetas = load_tensors(folder / "thetas.pt", "path parameters")["thetas"]
     net.check_theta(thetas[0], "thetas[0]")
     cfg = PathConfig.from_dict(config)
-    limit = _channel_limit(folder / "summary.json")
-    return PermutationPath(net, thetas[0], cfg, records, thetas, channel_limit=limit)
+    limit, partner = _stored_limits(folder / "summary.json")
+    return PermutationPath(
+        net, thetas[0], cfg, records, thetas, channel_limit=limit, partner_channel=partner
+    )
 
 
-def _channel_limit(summary: Path) -> ChannelLimit | None:
-    """The stored loss the pair channel tends to; None where the path had none, or the folder
-    predates it (or is unfinished: no summary.json)."""
+def _stored_limits(summary: Path) -> tuple[ChannelLimit | None, PartnerChannel | None]:
+    """The stored loss the pair channel tends to and the stored partner channel; None where
+    the path had none, or the folder predates them (or is unfinished: no summary.json)."""
     if not summary.exists():
-        return None
+        return None, None
+    body = load_json(summary, "path summary").get("summary", {})
     try:
-        return stored_channel_limit(load_json(summary, "path summary").get("summary", {}))[1]
+        return stored_channel_limit(body)[1], stored_partner_channel(body)[1]
     except ValueError as err:
         raise CorruptFileError(summary, "path summary", str(err)) from None

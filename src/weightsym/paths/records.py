@@ -20,6 +20,7 @@ from torch import Tensor
 from weightsym import diagnostics as diag
 from weightsym.channels import ChannelLimit, ChannelTrend, channel_trend
 from weightsym.model import MLP
+from weightsym.partner_channel import PartnerChannel, find_partner_channel
 from weightsym.paths.config import PathConfig
 from weightsym.symmetry import swap
 
@@ -117,7 +118,9 @@ class PathSummary:
     ``channel``: whether |w_m - w_l| grows like 1/d (docs/theory.md section 5.4);
     ``channel_limit``: where it does, the loss the channel tends to (``None`` otherwise);
     ``worst_excess_ratio``: the largest estimated remaining excess of a solved step over its
-    loss (NaN where no step has an estimate; docs/certification.md).
+    loss (NaN where no step has an estimate; docs/certification.md); ``partner_channel``: the
+    channel of a third neuron with a partner that descent steps sit on, with the loss its
+    limit step tends to (``None``: none met; docs/certification.md section 1).
     """
 
     config: PathConfig
@@ -130,6 +133,7 @@ class PathSummary:
     channel: ChannelTrend
     channel_limit: ChannelLimit | None = None
     worst_excess_ratio: float = math.nan
+    partner_channel: PartnerChannel | None = None
 
     @property
     def all_converged(self) -> bool:
@@ -143,6 +147,20 @@ class PathSummary:
             "channel": self.channel.kind,
             "channel_limit": None if limit is None else limit.loss,
             "channel_limit_converged": None if limit is None else limit.converged,
+        }
+
+    def partner_columns(self) -> dict[str, Any]:
+        """The table columns of a partner channel: ``p~j`` (``None``: none met), the number of
+        descent steps on it, the step whose limit was taken, the loss it tends to (``None``
+        where not taken) and whether that limit converged."""
+        pc = self.partner_channel
+        limit = None if pc is None else pc.limit
+        return {
+            "partner_channel": None if pc is None else "{}~{}".format(*pc.partner),
+            "partner_steps": 0 if pc is None else len(pc.steps),
+            "partner_limit_index": None if pc is None else pc.limit_index,
+            "partner_limit": None if limit is None else limit.loss,
+            "partner_limit_converged": None if limit is None else limit.converged,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -166,6 +184,9 @@ class PathSummary:
             "channel_slope": _finite_or_none(self.channel.slope),
             "channel_kappa": _finite_or_none(self.channel.kappa),
             "channel_limit": None if self.channel_limit is None else self.channel_limit._asdict(),
+            "partner_channel": (
+                None if self.partner_channel is None else self.partner_channel.as_dict()
+            ),
         }
 
 
@@ -183,6 +204,19 @@ def stored_channel_limit(summary: Mapping[str, Any]) -> tuple[bool, ChannelLimit
     if not isinstance(stored, Mapping) or set(stored) != set(ChannelLimit._fields):
         raise ValueError("channel_limit has unexpected fields")
     return True, ChannelLimit(**stored)
+
+
+def stored_partner_channel(summary: Mapping[str, Any]) -> tuple[bool, PartnerChannel | None]:
+    """(recorded, channel) from a ``summary.json`` body, as :func:`stored_channel_limit`:
+    ``recorded`` is False for a summary written before partner channels were looked for.
+
+    Raises:
+        ValueError: a stored channel whose fields are not those of :class:`PartnerChannel`.
+    """
+    stored = summary.get("partner_channel")
+    if stored is None:
+        return "partner_channel" in summary, None
+    return True, PartnerChannel.from_dict(stored)
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -208,6 +242,7 @@ class PermutationPath:
         records: Sequence[StepRecord],
         thetas: Tensor,
         channel_limit: ChannelLimit | None = None,
+        partner_channel: PartnerChannel | None = None,
     ) -> None:
         self.net = net
         self.theta_star = theta_star
@@ -217,6 +252,7 @@ class PermutationPath:
         self.records = list(records)
         self.thetas = thetas
         self.channel_limit = channel_limit
+        self.partner_channel = partner_channel
 
         def col(name: str) -> Tensor:
             return torch.tensor(
@@ -288,6 +324,20 @@ class PermutationPath:
             return trend._replace(kind="none")  # the joint distance bounds |w_m - w_l| by d
         return trend
 
+    def partner_channel_steps(self) -> tuple[tuple[int, int], tuple[int, ...], int] | None:
+        """((p, j), steps, limit_index) of the channel of a third neuron that descent steps sit
+        on (:func:`weightsym.partner_channel.find_partner_channel`), ``None`` where none."""
+        descent = [(i, r.diagnostics) for i, r in enumerate(self.records) if r.segment == "descent"]
+        return find_partner_channel(
+            self.net,
+            self.thetas,
+            self.layer,
+            self.pair,
+            descent,
+            self.barrier.index,
+            self.config.thresholds.cancel,
+        )
+
     def flags(self) -> dict[str, bool]:
         """Whether each escape flag rose anywhere on the path (docs/theory.md section 5)."""
         return diag.any_flags(r.diagnostics for r in self.records)
@@ -310,4 +360,5 @@ class PermutationPath:
             channel=self.channel_trend,
             channel_limit=self.channel_limit,
             worst_excess_ratio=self.worst_excess_ratio,
+            partner_channel=self.partner_channel,
         )

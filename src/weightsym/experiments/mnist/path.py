@@ -118,6 +118,11 @@ class MnistRow(FlagRow):
     channel: str  # "pair": |w_m - w_l| ~ kappa / d (docs/theory.md section 5.4), else "none"
     channel_limit: float | None  # the loss the pair channel tends to (None: no channel)
     channel_limit_converged: bool | None
+    partner_channel: str | None  # "p~j": descent steps sit on a channel of j onto p (None: none)
+    partner_steps: int  # how many
+    partner_limit_index: int | None  # the step whose limit was taken (the barrier's if on it)
+    partner_limit: float | None  # the loss that step tends to along the channel
+    partner_limit_converged: bool | None
     total_iterations: int
     total_hvp: int
     total_grad: int
@@ -270,6 +275,7 @@ def path_row(
         not_converged=len(s.not_converged_steps),
         worst_grad_inf=s.worst_grad_inf,
         **s.channel_columns(),
+        **s.partner_columns(),
         total_iterations=sum(r.nit for r in solved),
         total_hvp=sum(r.nhvp for r in solved),
         total_grad=sum(r.ngev for r in solved),
