@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from weightsym import diagnostics as diag
 from weightsym.experiments.mnist import MnistRow, aggregate, claims
 
@@ -26,6 +28,9 @@ def test_claims_on_known_tables() -> None:
         (10, 2, 4e-3),
         (20, 2, 1.5e-3),
     ]
+    assert [t.partner_channels for t in table] == [0, 0]
+    on_channel = [dataclasses.replace(rows[0], partner_channel="13~0"), *rows[1:]]
+    assert [t.partner_channels for t in aggregate(on_channel)] == [1, 0]
     c = claims(rows, table)["paper"]
     assert c.monotone_rise.monotone_paths == 3 and c.monotone_rise.confirmed
     assert c.barrier_falls_with_H.confirmed

@@ -78,3 +78,17 @@ def test_certify_marks_each_path_and_keeps_its_reruns(tmp_path):
     assert read_csv(tmp_path / "summary.csv")[0]["certified"] == row.certified
     assert row.certify_spread >= 0 and (not row.certified or row.certify_spread <= 1e-2)
     assert read_csv(tmp_path / "summary.csv")[0]["certify_spread"] == row.certify_spread
+
+
+def test_the_printed_table_names_a_partner_channel():
+    from weightsym import diagnostics as diag
+    from weightsym.commands.toy import table
+    from weightsym.experiments.toy import ToyRow
+
+    base = dict.fromkeys(ToyRow.columns()) | dict.fromkeys(diag.FLAGS, False)
+    base |= {"barrier": 1e-3, "loss_permutation_point": 1e-4, "not_converged": 0}
+    base |= {"worst_grad_inf": 1e-9, "activation": "softplus", "variant": "joint", "pair": "0-3"}
+    rows = [ToyRow.from_row(base | {"partner_channel": p}) for p in ("2~1", None)]
+    lines = table(rows).splitlines()
+    end = lines[0].index("partner") + len("partner")  # right-aligned under its header
+    assert [line[:end].split()[-1] for line in lines[-2:]] == ["2~1", "-"]

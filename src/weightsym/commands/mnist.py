@@ -153,10 +153,11 @@ def cmd(
 
 def table(rows: list[TableRow]) -> str:
     """The table as printed: one line per (loss, variant, H); per escape flag the number of
-    paths on which it rose (columns named by the flag's first four letters)."""
+    paths on which it rose (columns named by the flag's first four letters), and ``part`` the
+    number whose descent steps sat on a partner channel."""
     header = (
         "loss", "variant", "H", "n", "barrier mean", "std", "acc drop", "at pp", "mono",
-        *(f.removeprefix("flag_")[:4] for f in FLAGS), "!conv", "index>=",
+        *(f.removeprefix("flag_")[:4] for f in FLAGS), "part", "!conv", "index>=",
     )  # fmt: skip
     lines = [
         (
@@ -170,6 +171,7 @@ def table(rows: list[TableRow]) -> str:
             r.barrier_at_point,
             r.monotone,
             *(r.flags[f] for f in FLAGS),
+            r.partner_channels,
             r.not_converged_steps,
             "-" if r.saddle_negative_median is None else r.saddle_negative_median,
         )

@@ -98,7 +98,7 @@ def table(rows: list[ToyRow]) -> str:
     """The summary as printed: one line per path."""
     header = (
         "act", "variant", "pair", "barrier", "at pp", "b.conv", "L(pp)", "chan", "resc",
-        "lin", "else", "uncl", "conv", "worst |g|", "index", "cert", "spread",
+        "lin", "else", "uncl", "partner", "conv", "worst |g|", "index", "cert", "spread",
     )  # fmt: skip
     lines = [
         (
@@ -114,6 +114,7 @@ def table(rows: list[ToyRow]) -> str:
             yes(r.flags.get("flag_linearization")),
             yes(r.flags.get("flag_elsewhere")),
             yes(r.flags.get("flag_unclassified")),
+            r.partner_channel or "-",
             str(r.not_converged == 0),
             f"{r.worst_grad_inf:.1e}",
             f"{r.saddle_negative}/{r.saddle_zero}",

@@ -36,7 +36,8 @@ class TableRow(FlagRow):
 
     Barrier and accuracy-drop statistics over the seeds (``std`` is the sample standard
     deviation, 0 for one path); counts of paths whose barrier sits at the permutation point,
-    that rise monotonically and on which each escape flag rose (``flags``); not-converged steps
+    that rise monotonically, on which each escape flag rose (``flags``) and whose descent steps
+    sat on a partner channel (``partner_channels``); not-converged steps
     summed; the median and least Lanczos lower bound on the saddle index (None without it).
     """
 
@@ -56,6 +57,7 @@ class TableRow(FlagRow):
     barrier_t_mean: float
     monotone: int
     flags: dict[str, int]
+    partner_channels: int
     not_converged_steps: int
     worst_grad_inf: float
     saddle_negative_median: float | None
@@ -97,6 +99,7 @@ def _table_row(kind: str, variant: str, H: int, g: Sequence[MnistRow]) -> TableR
         barrier_t_mean=statistics.fmean(r.barrier_t for r in g),
         monotone=sum(bool(r.monotone) for r in g),
         flags={f: sum(bool(r.flags[f]) for r in g) for f in diag.FLAGS},
+        partner_channels=sum(r.partner_channel is not None for r in g),
         not_converged_steps=sum(int(r.not_converged) for r in g),
         worst_grad_inf=max(r.worst_grad_inf for r in g),
         saddle_negative_median=statistics.median(neg) if neg else None,
