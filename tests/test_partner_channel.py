@@ -16,6 +16,7 @@ from weightsym.losses import Loss
 from weightsym.model import MLP
 from weightsym.partner_channel import (
     PartnerChannel,
+    PartnerLimit,
     PartnerLimitLoss,
     find_partner_channel,
     partner_limit,
@@ -285,3 +286,20 @@ def test_the_certificate_compares_partner_channels_and_their_limits() -> None:
         tuple(run("1~0", v) for v in (1.0, 1.2, 1.0)), 1e-2, 1e-2, 1e-3, 0.0, 2e-3, True, True, ""
     )
     assert cert.spread == pytest.approx(0.2 / 1.2, rel=1e-12)
+
+
+def test_the_path_command_says_what_the_channels_tend_to(short_path) -> None:
+    from weightsym.commands.path import channel_lines
+
+    loss, path = short_path
+    assert channel_lines(path.summary()) == []
+    limit = PartnerLimit(1.5e-5, 1e-7, False, 40, "budget", 2.0e-5, 1e-6, 3.0, 0.1)
+    path.partner_channel = PartnerChannel((13, 0), (15, 16, 17), 17, limit)
+    try:
+        (line,) = channel_lines(path.summary())
+    finally:
+        path.partner_channel = None
+    assert line == (
+        "partner channel: neuron 0 onto 13 on 3 descent steps; at step 17 it tends to "
+        "1.500000e-05 (not converged: an upper bound; from 2.000000e-05)"
+    )

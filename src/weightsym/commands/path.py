@@ -17,7 +17,7 @@ from weightsym.commands.params import (
 from weightsym.constraints import DISTANCES
 from weightsym.io import CorruptFileError, ResultsFolderError
 from weightsym.losses import KINDS, Loss
-from weightsym.paths import PathConfig, find_path
+from weightsym.paths import PathConfig, PathSummary, find_path
 from weightsym.userdata import load_data, load_network
 
 DEFAULTS = PathConfig()
@@ -107,6 +107,32 @@ def cmd(model, data, layer, pair, kind, distance, gauge, out, certify, trust_pic
         f"converged at every step: {s.all_converged} (worst grad_inf {s.worst_grad_inf:.1e}); "
         f"flags: {flags}"
     )
+    for line in channel_lines(s):
+        click.echo(line)
     if certificate is not None:
         click.echo(certificate.reason)
     click.echo(f"wrote {out}")
+
+
+def channel_lines(s: PathSummary) -> list[str]:
+    """What the path says of channels: the pair's 1/d channel and its limit, and a partner
+    channel with the limit of its step (docs/certification.md section 1); none if neither."""
+    lines = []
+    if s.channel_limit is not None:
+        c = s.channel_limit
+        lines.append(
+            f"pair channel (|w_m - w_l| ~ kappa / d): tends to {c.loss:.6e} "
+            f"({'converged' if c.converged else 'not converged: an upper bound'})"
+        )
+    pc = s.partner_channel
+    if pc is not None:
+        p, j = pc.partner
+        line = f"partner channel: neuron {j} onto {p} on {len(pc.steps)} descent steps"
+        if pc.limit is not None:
+            line += (
+                f"; at step {pc.limit_index} it tends to {pc.limit.loss:.6e} "
+                f"({'converged' if pc.limit.converged else 'not converged: an upper bound'}; "
+                f"from {pc.limit.start_loss:.6e})"
+            )
+        lines.append(line)
+    return lines
