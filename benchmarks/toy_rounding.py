@@ -14,10 +14,10 @@ compares the two summaries cell by cell:
   it changed nothing, and is left to ``--env``.
 
 Reported per cell kind (barrier, its position, the loss at the permutation point, the channel
-limit) and separately for three groups of paths (certified with a spread, the largest relative
-difference between the certificate's three runs, within ``--rtol``; certified with a larger
-spread; not certified): how many agree to ``--rtol`` (1e-6 relative) and the largest
-difference. Positions agree as in the certificate
+limit, the partner channel's limit) and separately for three groups of paths (certified with a
+spread, the largest relative difference between the certificate's three runs, within
+``--rtol``; certified with a larger spread; not certified): how many agree to ``--rtol`` (1e-6
+relative) and the largest difference. Positions agree as in the certificate
 (docs/certification.md section 3): t within 0.01, or both barriers at the permutation point's
 loss (``barrier_at_permutation_point``), which the constant-loss output-weight shift spreads
 over t = 1/4 .. 1/2 (a plateau: the recorded t is a matter of rounding there). Nothing is
@@ -44,7 +44,7 @@ from typing import NamedTuple
 from weightsym.certify import T_ATOL  # positions agree as in the certificate
 
 HERE = Path(__file__).parent
-CELLS = ("barrier", "barrier_t", "loss_permutation_point", "channel_limit")
+CELLS = ("barrier", "barrier_t", "loss_permutation_point", "channel_limit", "partner_limit")
 
 
 class Agreement(NamedTuple):
@@ -124,8 +124,11 @@ def compare(reference: dict, other: dict, rtol: float) -> list[Agreement]:
     for cell in CELLS:
         for group, member in groups(rtol).items():
             keys = [k for k, r in reference.items() if member(r)]
-            keys = [k for k in keys if reference[k][cell] or other[k][cell]]
-            diffs = {k: difference(cell, reference[k][cell], other[k][cell]) for k in keys}
+            keys = [k for k in keys if reference[k].get(cell) or other[k].get(cell)]
+            diffs = {  # a cell a summary lacks (written before it existed) counts as empty
+                k: difference(cell, reference[k].get(cell, ""), other[k].get(cell, ""))
+                for k in keys
+            }
             if cell == "barrier_t":
                 on_point = [k for k in keys if both_at_point(reference[k], other[k])]
                 diffs.update(dict.fromkeys(on_point, 0.0))
