@@ -15,15 +15,19 @@ from weightsym.io import CorruptFileError
 from weightsym.losses import Loss
 from weightsym.model import MLP
 from weightsym.partner_channel import (
+    PULL_BACK,
     PartnerChannel,
     PartnerLimit,
     PartnerLimitLoss,
     find_partner_channel,
     partner_limit,
     partner_on_channel,
+    pulled_back,
 )
-from weightsym.paths import PermutationPath, find_path, load_path
-from weightsym.paths.find import _partner_channel
+from weightsym.paths import PathConfig, PermutationPath, StepRecord, find_path, load_path
+from weightsym.paths.find import _partner_channel, _partner_restart
+from weightsym.paths.reduced import SolverChart
+from weightsym.paths.step import solve_step
 
 LIMIT_ATOL = 1e-12  # the limiting network against ChannelLoss at d = 0 (same function)
 FD_RTOL = 1e-6  # gradients against central differences (step 1e-6)
@@ -303,3 +307,66 @@ def test_the_path_command_says_what_the_channels_tend_to(short_path) -> None:
         "partner channel: neuron 0 onto 13 on 3 descent steps; at step 17 it tends to "
         "1.500000e-05 (not converged: an upper bound; from 2.000000e-05)"
     )
+
+
+def test_pulled_back_keeps_sigma_and_kappa_and_sets_the_distance() -> None:
+    loss, theta = _problem()
+    point = _on_channel(loss, theta, 1e-8)
+    back = pulled_back(loss, point, 2, PARTNER)
+    chart = ChannelChart(loss, 2, PARTNER)
+    (x, _), (x_back, delta_back) = chart.to_channel(point), chart.to_channel(back)
+    assert delta_back == pytest.approx(PULL_BACK * float(point[chart.I_l].norm()), rel=1e-12)
+    assert torch.allclose(x_back, x, rtol=1e-9, atol=1e-12)  # sigma, kappa, e and the rest
+    assert float(back.abs().max()) < 1e-4 * float(point.abs().max())  # |w| ~ kappa / delta
+
+
+def _stalled_step(cfg: PathConfig):
+    """One step started with neuron 0 1e-8 from neuron 1 (output weights ~1e8): L-BFGS stalls."""
+    loss, theta = _problem()
+    con = PairConstraint(loss.net, 2, PAIR)
+    th = _on_channel(loss, theta, 1e-8)
+    d = 0.5 * con.measure(th)
+    chart = SolverChart(loss, con, th, cfg)
+    phi0 = con.normalize(con.chart(th))
+    phi, out = solve_step(loss, con, d, phi0, phi0, cfg, chart=chart)
+    dg = step_diagnostics(loss.net, con.embed(phi, d), theta, 2, PAIR)
+    return loss, theta, con, d, chart, (phi, out, dg)
+
+
+RESTART = PathConfig(
+    layer=2, pair=PAIR, solver="lbfgs", max_iter=30, tol=1e-10, partner_restart=True
+)
+
+
+def test_a_step_stalled_on_a_partner_channel_is_restarted_and_the_lower_kept() -> None:
+    """Measured: the stalled solve ends at 0.42 (line search failed), the restart at 0.070."""
+    loss, theta, con, d, chart, solved = _stalled_step(RESTART)
+    phi, out, dg = solved
+    assert not out.converged and "stalled" in out.message
+    th = con.embed(phi, d)
+    assert partner_on_channel(loss.net, th, theta, 2, PAIR, dg, CANCEL) == (1, 0)
+    phi2, kept, dg2 = _partner_restart(loss, con, d, solved, theta, theta, RESTART, chart)
+    assert kept.restarted and kept.loss < 0.5 * out.loss
+    assert kept.message.startswith("restarted with neuron 0 pulled back from its partner 1")
+    assert kept.nit > out.nit and kept.wall_time > out.wall_time  # both solves counted
+    assert float(con.embed(phi2, d).abs().max()) < 1e-3 * float(th.abs().max())
+    assert con.measure(con.embed(phi2, d)) == pytest.approx(d, rel=1e-12)
+    assert dg2 == step_diagnostics(loss.net, con.embed(phi2, d), theta, 2, PAIR)
+    row = StepRecord(index=1, segment="descent", d=d, t=0.1, **kept.__dict__, diagnostics=dg2)
+    assert StepRecord.from_row(json.loads(json.dumps(row.as_row()))).restarted
+
+
+def test_a_restart_that_is_not_lower_is_dropped(monkeypatch) -> None:
+    from weightsym.paths import find as find_module
+
+    loss, theta, con, d, chart, solved = _stalled_step(RESTART)
+    worse = dataclasses.replace(solved[1], loss=2 * solved[1].loss)
+    monkeypatch.setattr(find_module, "solve_step", lambda *a, **k: (solved[0], worse))
+    assert _partner_restart(loss, con, d, solved, theta, theta, RESTART, chart) is solved
+
+
+def test_partner_restart_is_a_recorded_bool_setting() -> None:
+    assert "partner_restart" not in PathConfig().as_dict()
+    assert RESTART.as_dict()["partner_restart"] is True
+    with pytest.raises(TypeError, match="partner_restart must be a bool"):
+        PathConfig(partner_restart=1).validate()  # type: ignore[arg-type]

@@ -189,6 +189,23 @@ def partner_on_channel(
     return p, j
 
 
+PULL_BACK = 1e-2
+""":func:`pulled_back` moves j to this fraction of |vartheta_p| from its partner p."""
+
+
+def pulled_back(
+    loss: Loss, theta: Tensor, layer: int, partner: tuple[int, int], fraction: float = PULL_BACK
+) -> Tensor:
+    """theta with neuron j moved to ``fraction`` |vartheta_p| from p along its direction e,
+    sigma = w_p + w_j and kappa = delta (w_j - w_p) kept (the channel coordinates of
+    docs/theory.md section 5.4): the same network to O(delta), with |w_j - w_p| = |kappa| / delta
+    of a size a solver can work with. A step stalled with j a few 1e-9 from p (output weights
+    1e9) restarts from here (:class:`weightsym.paths.PathConfig` ``partner_restart``)."""
+    chart = ChannelChart(loss, layer, partner)
+    x, _ = chart.to_channel(theta)
+    return chart.to_theta(x, fraction * float(theta[chart.I_l].norm()))
+
+
 class PartnerChannel(NamedTuple):
     """A channel of neuron j onto its partner p, met on a path's descent (d > 0) steps.
 

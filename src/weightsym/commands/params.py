@@ -116,12 +116,16 @@ _PATH_HELP = {
     "channel": "Solve and extrapolate each step with the pair's output weights in channel "
     "coordinates (w_l + w_m, d (w_m - w_l)), finite along a channel (incoming distance "
     "without the gauge; other variants ignore it). Loss and grad_inf as in the original chart.",
+    "partner_restart": "Solve a step again that ended not converged on a channel of a third "
+    "neuron j onto a partner p, from the same network with j pulled back to 1% of |vartheta_p| "
+    "from p, and keep the lower of the two (docs/certification.md section 1).",
 }
 
 
 def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
     """``--steps --ratio --solver --tol --max-iter --patience --varpro/--no-varpro
-    --whiten/--no-whiten --channel/--no-channel``, defaults from ``template``.
+    --whiten/--no-whiten --channel/--no-channel --partner-restart/--no-partner-restart``,
+    defaults from ``template``.
 
     The command receives them as keyword arguments of the same names (``max_iter``,
     ``patience`` with 0 for off); :func:`path_config` turns them back into a config.
@@ -165,6 +169,10 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
             "--channel/--no-channel", default=template.channel, show_default=True,
             help=_PATH_HELP["channel"],
         ),
+        click.option(
+            "--partner-restart/--no-partner-restart", default=template.partner_restart,
+            show_default=True, help=_PATH_HELP["partner_restart"],
+        ),
     ]  # fmt: skip
 
     def decorate(fn: Callable) -> Callable:
@@ -177,6 +185,7 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
 
 PATH_OPTION_NAMES = (
     "steps", "ratio", "solver", "tol", "max_iter", "patience", "varpro", "whiten", "channel",
+    "partner_restart",
 )  # fmt: skip
 
 

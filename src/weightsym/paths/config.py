@@ -30,7 +30,7 @@ STEP_MAX_ITER = {"auto": 60, "newton": 60, "newton-cg": 100, "lbfgs": 5000}
 """Iteration budget of one path step when ``max_iter`` is not given (a step whose student has
 no finite minimizer would otherwise spend the solver's whole budget creeping along a channel)."""
 
-RECORDED_IF_SET = ("patience", "varpro", "whiten", "channel")
+RECORDED_IF_SET = ("patience", "varpro", "whiten", "channel", "partner_restart")
 """Fields that :meth:`PathConfig.as_dict` leaves out at their defaults, so that the config
 stored by older results folders, which lack them, still matches (and resumes)."""
 
@@ -74,6 +74,11 @@ class PathConfig:
             coordinates (sigma, kappa) = (w_l + w_m, d (w_m - w_l)), and extrapolate those
             (incoming distance without the gauge only; not with ``varpro``;
             docs/theory.md section 5.4).
+        partner_restart: a descent step that ends not converged on a partner channel (neuron j
+            moved onto p, :func:`weightsym.partner_channel.partner_on_channel`) is solved again
+            from the same network with j pulled back from p
+            (:func:`weightsym.partner_channel.pulled_back`), and the lower of the two solves is
+            kept (docs/certification.md section 1).
         shift_points: points of the output-weight shift, t = 1/4 .. 1/2 (Fig. 4).
         thresholds: when the escape flags rise (docs/theory.md section 5).
     """
@@ -93,6 +98,7 @@ class PathConfig:
     varpro: bool = False
     whiten: bool = False
     channel: bool = False
+    partner_restart: bool = False
     shift_points: int = 10
     thresholds: diag.Thresholds = field(default_factory=diag.Thresholds)
 
@@ -164,7 +170,7 @@ class PathConfig:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
         if not isinstance(self.gauge, bool) or not isinstance(self.predictor, bool):
             raise TypeError("gauge and predictor must be bools")
-        for name in ("varpro", "whiten", "channel"):
+        for name in ("varpro", "whiten", "channel", "partner_restart"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool; got {getattr(self, name)!r}")
         if self.whiten and self.layer < 2:

@@ -12,6 +12,7 @@ so that a killed run resumes from its last finished step and ends with identical
 
 from __future__ import annotations
 
+import dataclasses
 from os import PathLike
 from typing import Any
 
@@ -27,10 +28,16 @@ from weightsym.equal_loss_path import output_shift
 from weightsym.hashing import fingerprint
 from weightsym.io import atomic_save_tensors, atomic_write_csv
 from weightsym.losses import Loss
-from weightsym.partner_channel import PartnerChannel, partner_limit
+from weightsym.partner_channel import (
+    PartnerChannel,
+    partner_limit,
+    partner_on_channel,
+    pulled_back,
+)
 from weightsym.paths.config import PathConfig
 from weightsym.paths.records import (
     PermutationPath,
+    StepOutcome,
     StepRecord,
     stored_channel_limit,
     stored_partner_channel,
@@ -152,13 +159,20 @@ def _descend(
                 loss, con, d, phi0, phis[-1], cfg, merge=d == 0.0, chart=chart
             )
             th = con.embed(phi, d)
+            dg = _diagnostics(loss, th, start, cfg)
+            first = thetas[0] if thetas else th
+            if cfg.partner_restart and d > 0.0 and not outcome.converged:
+                phi, outcome, dg = _partner_restart(
+                    loss, con, d, (phi, outcome, dg), first, start, cfg, chart
+                )
+                th = con.embed(phi, d)
             rec = StepRecord(
                 index=i,
                 segment="merge" if d == 0.0 else "descent",
                 d=d,
                 t=0.25 * i / (len(schedule) - 1),
                 **outcome.__dict__,
-                diagnostics=_diagnostics(loss, th, start, cfg),
+                diagnostics=dg,
             )
             if ckpt is not None:
                 ckpt.save_step(i, rec.as_row(), {"phi": phi, "theta": th})
@@ -172,6 +186,48 @@ def _descend(
         bar.update(1)
     bar.close()
     return records, thetas
+
+
+Solved = tuple[Tensor, StepOutcome, diag.StepDiagnostics]
+
+
+def _partner_restart(
+    loss: Loss,
+    con: PairConstraint,
+    d: float,
+    solved: Solved,
+    first: Tensor,
+    start: Tensor,
+    cfg: PathConfig,
+    chart: SolverChart,
+) -> Solved:
+    """``PathConfig.partner_restart``: where the unconverged step ``solved`` = (phi, outcome,
+    diagnostics) sits on a partner channel (j onto p), solve it again from the same network with
+    j pulled back from p (:func:`weightsym.partner_channel.pulled_back`) and keep the lower of
+    the two; the kept outcome counts both solves' work and says so in its message."""
+    phi, outcome, dg = solved
+    th = con.embed(phi, d)
+    partner = partner_on_channel(
+        loss.net, th, first, cfg.layer, cfg.pair, dg, cfg.thresholds.cancel
+    )
+    if partner is None:
+        return solved
+    pulled = con.normalize(con.chart(pulled_back(loss, th, cfg.layer, partner)))
+    phi2, again = solve_step(loss, con, d, pulled, pulled, cfg, chart=chart)
+    if not again.loss < outcome.loss:
+        return solved
+    note = "restarted with neuron {1} pulled back from its partner {0}: ".format(*partner)
+    kept = dataclasses.replace(
+        again,
+        nit=outcome.nit + again.nit,
+        ngev=outcome.ngev + again.ngev,
+        nhev=outcome.nhev + again.nhev,
+        nhvp=outcome.nhvp + again.nhvp,
+        wall_time=outcome.wall_time + again.wall_time,
+        message=note + again.message + f" (the first solve: {outcome.loss:.6g})",
+        restarted=True,
+    )
+    return phi2, kept, _diagnostics(loss, con.embed(phi2, d), start, cfg)
 
 
 def _diagnostics(loss: Loss, theta: Tensor, start: Tensor, cfg: PathConfig) -> Any:

@@ -38,7 +38,9 @@ class StepOutcome:
     loss still to gain at the solution, the Newton decrement in the chart's tangent space
     (:func:`weightsym.excess.step_excess`; docs/certification.md section 4), NaN where not
     computed (the output-weight shift, rows of older versions); ``excess_bound``: that number
-    is a lower bound only (curvature <= 0 met, or its CG stopped short)."""
+    is a lower bound only (curvature <= 0 met, or its CG stopped short); ``restarted``: the
+    step was solved again off a partner channel (``PathConfig.partner_restart``) and that solve
+    is the one kept."""
 
     loss: float
     grad_inf: float
@@ -52,6 +54,7 @@ class StepOutcome:
     wall_time: float
     excess: float = float("nan")
     excess_bound: bool = False
+    restarted: bool = False
 
 
 PLACE = ("index", "segment", "d", "t")
@@ -86,7 +89,8 @@ class StepRecord(StepOutcome):
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
         """The inverse of :meth:`as_row` (e.g. for a record read from a checkpoint); a field
-        with a default that an older row lacks (``excess``, ``excess_bound``) takes it."""
+        with a default that an older row lacks (``excess``, ``excess_bound``, ``restarted``)
+        takes it."""
         own = {
             f.name: row[f.name]
             for f in dataclasses.fields(cls)
