@@ -19,7 +19,12 @@ L-BFGS, ``--limit-iter`` iterations, no growth limit, from the step's point, on 
 their original order): the loss that step tends to along that channel.
 
     python benchmarks/certify_mnist.py [--steps 20] [--step-iter 3000] [--tol 1e-6]
-        [--teachers DIR] [--out DIR] [--report FILE] [--partner-limit 3,4 --limit-iter 2000]
+        [--partner-restart] [--teachers DIR] [--out DIR] [--report FILE]
+        [--partner-limit 3,4 --limit-iter 2000]
+
+``--partner-restart`` solves the path with ``PathConfig(partner_restart=True)``: a step stalled
+on a partner channel is solved again with j pulled back from p (docs/certification.md
+section 1).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/certify-mnist"))
     ap.add_argument("--report", type=Path, default=None, help="also write the report here")
     ap.add_argument("--partner-limit", default="", help="steps whose partner channel to follow")
+    ap.add_argument(
+        "--partner-restart", action="store_true", help="PathConfig(partner_restart=True)"
+    )
     ap.add_argument("--limit-iter", type=int, default=2000, help="L-BFGS iterations of a limit")
     args = ap.parse_args()
     try:
@@ -62,7 +70,7 @@ def main() -> None:
         teacher, loss, theta, pair = problem(args)
         path = MNIST_PATH.replace(
             steps=args.steps, pair=pair, varpro=True, whiten=True, max_iter=args.step_iter,
-            tol=args.tol,
+            tol=args.tol, partner_restart=args.partner_restart,
         )  # fmt: skip
         cfg = MnistConfig(path=path).path_config(args.variant)
         t0 = time.perf_counter()
@@ -79,8 +87,8 @@ def main() -> None:
     lines = [
         f"Full MNIST, H = {args.width}, teacher seed {args.seed}, pair {pair} of layer 2, "
         f"{args.variant} variant, {args.steps} steps and the merge; L-BFGS on the variable "
-        f"projection of the whitened chart, {args.step_iter} iterations a step, tol {args.tol:g}; "
-        f"the three runs in {wall:.0f} s.",
+        f"projection of the whitened chart, {args.step_iter} iterations a step, tol {args.tol:g}"
+        f"{', partner restarts' if args.partner_restart else ''}; the three runs in {wall:.0f} s.",
         "",
         *certificate_lines(cert),
         "",
