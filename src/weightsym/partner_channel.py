@@ -1,4 +1,5 @@
-"""The limit of a channel between a neuron and its partner, at a path step's fixed d.
+"""Channels of a third neuron onto a partner: their limit at a step's fixed d, where a path
+meets one, and a restart off one.
 
 A path step (docs/theory.md section 4) can have its infimum at infinity along a channel that is
 not the merging pair's own: another neuron j of the pair's layer moves onto a *partner* p (a pair
@@ -16,6 +17,13 @@ own chart (:class:`weightsym.constraints.ConstrainedLoss`) runs on it unchanged:
 distance constraint holds exactly while the partner channel sits at its limit.
 :func:`partner_limit` minimizes it from a step's point: the loss the step tends to along that
 channel.
+
+On a path, :func:`partner_on_channel` says whether a step's point sits on such a channel (the
+elsewhere flag up, j moved onto p, output weights diverging in opposite directions),
+:func:`find_partner_channel` which channel a path's descent steps sit on and at which step its
+limit is taken (:class:`PartnerChannel`, in the path's summary), and :func:`pulled_back` the
+same network with j moved back from p, where a step stalled on the channel is solved again
+(``PathConfig.partner_restart``; docs/certification.md section 1).
 """
 
 from __future__ import annotations
