@@ -26,7 +26,7 @@ path's steps whether |w_m - w_l| grows like 1/d.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -185,6 +185,19 @@ class ChannelLimit(NamedTuple):
     kappa_norm: float
 
 
+def solver_fields(res: Any) -> dict[str, Any]:
+    """The fields a limit record (:class:`ChannelLimit`,
+    :class:`weightsym.partner_channel.PartnerLimit`) takes from the solver's result: loss,
+    grad_inf, converged, nit and message."""
+    return {
+        "loss": float(res.fun),
+        "grad_inf": float(res.grad_inf),
+        "converged": bool(res.success),
+        "nit": int(res.nit),
+        "message": str(res.message),
+    }
+
+
 def channel_limit(
     loss: Loss,
     theta: Tensor,
@@ -211,11 +224,7 @@ def channel_limit(
     res = minimize(objective, x0, tol=tol, **options)
     _, _, _, sigma, kappa = chart.split(res.x)
     return ChannelLimit(
-        loss=float(res.fun),
-        grad_inf=float(res.grad_inf),
-        converged=bool(res.success),
-        nit=int(res.nit),
-        message=str(res.message),
+        **solver_fields(res),
         start_loss=objective(x0),
         sigma_norm=float(sigma.norm()),
         kappa_norm=float(kappa.norm()),

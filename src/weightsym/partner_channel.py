@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from weightsym.channels import ChannelChart, ChannelLoss
+from weightsym.channels import ChannelChart, ChannelLoss, solver_fields
 from weightsym.constraints import ConstrainedLoss, PairConstraint
 from weightsym.diagnostics import StepDiagnostics
 from weightsym.losses import Loss
@@ -142,11 +142,7 @@ def partner_limit(
     res = minimize(objective, phi0, tol=tol, **options)
     end = objective.theta(res.x)
     return PartnerLimit(
-        loss=float(res.fun),
-        grad_inf=float(res.grad_inf),
-        converged=bool(res.success),
-        nit=int(res.nit),
-        message=str(res.message),
+        **solver_fields(res),
         start_loss=objective(phi0),
         delta_start=delta,
         kappa_norm=float(end[limit.chart.O_m].norm()),
