@@ -24,7 +24,9 @@ their original order): the loss that step tends to along that channel.
 
 ``--partner-restart`` solves the path with ``PathConfig(partner_restart=True)``: a step stalled
 on a partner channel is solved again with j pulled back from p (docs/certification.md
-section 1).
+section 1). ``--sweep-back`` with ``PathConfig(sweep_back=True)``: every step solved again from
+the step after it, the lower kept (docs/certification.md section 5). ``--given-only`` computes
+the path as given and no reruns (no certificate; for settings whose reruns do not fit).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from weightsym.certify import RERUN_FOLDERS, RUNS, certify_path
 from weightsym.constraints import PairConstraint
 from weightsym.experiments.mnist import MNIST_PATH, MnistConfig
 from weightsym.partner_channel import partner_limit
-from weightsym.paths import PermutationPath, load_path
+from weightsym.paths import PermutationPath, find_path, load_path
 
 
 def main() -> None:
@@ -58,6 +60,8 @@ def main() -> None:
     ap.add_argument(
         "--partner-restart", action="store_true", help="PathConfig(partner_restart=True)"
     )
+    ap.add_argument("--sweep-back", action="store_true", help="PathConfig(sweep_back=True)")
+    ap.add_argument("--given-only", action="store_true", help="no reruns, no certificate")
     ap.add_argument("--limit-iter", type=int, default=2000, help="L-BFGS iterations of a limit")
     args = ap.parse_args()
     try:
@@ -70,13 +74,18 @@ def main() -> None:
         teacher, loss, theta, pair = problem(args)
         path = MNIST_PATH.replace(
             steps=args.steps, pair=pair, varpro=True, whiten=True, max_iter=args.step_iter,
-            tol=args.tol, partner_restart=args.partner_restart,
+            tol=args.tol, partner_restart=args.partner_restart, sweep_back=args.sweep_back,
         )  # fmt: skip
         cfg = MnistConfig(path=path).path_config(args.variant)
         t0 = time.perf_counter()
-        cert = certify_path(loss, teacher.theta, config=cfg, out=str(args.out))
+        if args.given_only:
+            given = find_path(loss, teacher.theta, cfg, out=args.out)
+            verdict, folders = path_lines(given), (args.out,)
+        else:
+            cert = certify_path(loss, teacher.theta, config=cfg, out=str(args.out))
+            verdict = certificate_lines(cert)
+            folders = (args.out, *(args.out / "certify" / name for name in RERUN_FOLDERS))
         wall = time.perf_counter() - t0
-        folders = (args.out, *(args.out / "certify" / name for name in RERUN_FOLDERS))
         paths = [load_path(f, teacher.net) for f in folders]
         if bad := [i for i in limit_steps if not 0 <= i < paths[0].num_solved]:
             last = paths[0].num_solved - 1
@@ -88,9 +97,11 @@ def main() -> None:
         f"Full MNIST, H = {args.width}, teacher seed {args.seed}, pair {pair} of layer 2, "
         f"{args.variant} variant, {args.steps} steps and the merge; L-BFGS on the variable "
         f"projection of the whitened chart, {args.step_iter} iterations a step, tol {args.tol:g}"
-        f"{', partner restarts' if args.partner_restart else ''}; the three runs in {wall:.0f} s.",
+        f"{', partner restarts' if args.partner_restart else ''}"
+        f"{', swept back' if args.sweep_back else ''}; "
+        f"{'the path' if args.given_only else 'the three runs'} in {wall:.0f} s.",
         "",
-        *certificate_lines(cert),
+        *verdict,
         "",
         step_table(paths),
     ]
@@ -137,16 +148,44 @@ def _flags(r) -> str:
     return " ".join(out) or "-"
 
 
+def path_lines(path: PermutationPath) -> list[str]:
+    """The numbers of one path (``--given-only``)."""
+    b, s = path.barrier, path.summary()
+    swept = [r.index for r in path.records if r.swept]
+    solver = sum(r.wall_time for r in path.records)
+    return [
+        f"barrier {b.loss:.9e} at t = {b.t:.4g} (step {b.index}, "
+        f"{'at' if b.at_point else 'off'} the permutation point), permutation point "
+        f"{path.permutation_point_loss:.9e}, steps not converged {len(s.not_converged_steps)}, "
+        f"swept back {len(swept)} ({_ranges(swept)}), restarted "
+        f"{sum(r.restarted for r in path.records)}, solver {solver:.0f} s"
+    ]
+
+
+def _ranges(ix: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"."""
+    out: list[str] = []
+    for i in ix:
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out) or "none"
+
+
 def step_table(paths: list[PermutationPath]) -> str:
-    """One row a solved step: d, then per run its loss (* = not converged) and its flags."""
-    head = "| step | d | " + " | ".join(f"{label}: loss | flags" for label in RUNS) + " |"
-    rows = [head, "|" + "---|" * (2 + 2 * len(RUNS))]
+    """One row a solved step: d, then per run its loss (* = not converged, v = kept from the
+    backward sweep) and its flags."""
+    labels = RUNS[: len(paths)]
+    head = "| step | d | " + " | ".join(f"{label}: loss | flags" for label in labels) + " |"
+    rows = [head, "|" + "---|" * (2 + 2 * len(labels))]
     first = paths[0]
     for i in range(first.num_solved):
         cells = [str(i), f"{first.records[i].d:.3g}"]
         for p in paths:
             r = p.records[i]
-            cells += [f"{r.loss:.4e}{'' if r.converged else '*'}", _flags(r)]
+            mark = ("" if r.converged else "*") + ("v" if r.swept else "")
+            cells += [f"{r.loss:.4e}{mark}", _flags(r)]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

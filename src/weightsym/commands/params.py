@@ -119,12 +119,16 @@ _PATH_HELP = {
     "partner_restart": "Solve a step again that ended not converged on a channel of a third "
     "neuron j onto a partner p, from the same network with j pulled back to 1% of |vartheta_p| "
     "from p, and keep the lower of the two (docs/certification.md section 1).",
+    "sweep_back": "After the descent, solve every step again from the solution of the step "
+    "after it, from the merge backwards, and keep the lower of the two: a lower branch found "
+    "late is carried back (docs/certification.md section 5).",
 }
 
 
 def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
     """``--steps --ratio --solver --tol --max-iter --patience --varpro/--no-varpro
-    --whiten/--no-whiten --channel/--no-channel --partner-restart/--no-partner-restart``,
+    --whiten/--no-whiten --channel/--no-channel --partner-restart/--no-partner-restart
+    --sweep-back/--no-sweep-back``,
     defaults from ``template``.
 
     The command receives them as keyword arguments of the same names (``max_iter``,
@@ -173,6 +177,10 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
             "--partner-restart/--no-partner-restart", default=template.partner_restart,
             show_default=True, help=_PATH_HELP["partner_restart"],
         ),
+        click.option(
+            "--sweep-back/--no-sweep-back", default=template.sweep_back,
+            show_default=True, help=_PATH_HELP["sweep_back"],
+        ),
     ]  # fmt: skip
 
     def decorate(fn: Callable) -> Callable:
@@ -185,7 +193,7 @@ def path_options(template: PathConfig) -> Callable[[Callable], Callable]:
 
 PATH_OPTION_NAMES = (
     "steps", "ratio", "solver", "tol", "max_iter", "patience", "varpro", "whiten", "channel",
-    "partner_restart",
+    "partner_restart", "sweep_back",
 )  # fmt: skip
 
 

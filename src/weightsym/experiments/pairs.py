@@ -261,8 +261,8 @@ def run_pairs(
         for pair, _ in chosen:
             where = pair_folder(out, pair)
             args = (loss, theta, cfg.path_config(pair), str(where))
-            count = StepFiles(where)
-            tasks.append(Task(where.name, run_pair, args, steps=cfg.path.steps + 2, count=count))
+            steps, count = cfg.path.checkpoint_steps, StepFiles(where)
+            tasks.append(Task(where.name, run_pair, args, steps=steps, count=count))
         done = run_sweep(tasks, workers=cfg.workers, scheduler=scheduler, progress=progress)
         rows = pair_rows(chosen, [done[t.key] for t in tasks], out)
         corr = rank_correlation([r.cosine for r in rows], [r.barrier for r in rows])

@@ -244,7 +244,7 @@ def run_toy(
                     path.name,
                     run_one,
                     (cfg, a, v, p, str(path)),
-                    steps=cfg.path.steps + 2,
+                    steps=cfg.path.checkpoint_steps,
                     count=StepFiles(path),
                 )
             )

@@ -30,7 +30,10 @@ STEP_MAX_ITER = {"auto": 60, "newton": 60, "newton-cg": 100, "lbfgs": 5000}
 """Iteration budget of one path step when ``max_iter`` is not given (a step whose student has
 no finite minimizer would otherwise spend the solver's whole budget creeping along a channel)."""
 
-RECORDED_IF_SET = ("patience", "varpro", "whiten", "channel", "partner_restart")
+SWITCHES = ("varpro", "whiten", "channel", "partner_restart", "sweep_back")
+"""The bool settings that are off by default (each changes how the steps are solved)."""
+
+RECORDED_IF_SET = ("patience", *SWITCHES)
 """Fields that :meth:`PathConfig.as_dict` leaves out at their defaults, so that the config
 stored by older results folders, which lack them, still matches (and resumes)."""
 
@@ -79,6 +82,11 @@ class PathConfig:
             from the same network with j pulled back from p
             (:func:`weightsym.partner_channel.pulled_back`), and the lower of the two solves is
             kept (docs/certification.md section 1).
+        sweep_back: after the descent, solve every step d_S .. d_1 again from the solution of
+            the step after it (the lower-d one, from the merge backwards) and keep that solve
+            where it is lower by more than ``weightsym.paths.find.SWEEP_GAIN``: a branch of
+            lower solutions that the descent found late is carried back to where it exists
+            (docs/certification.md section 5).
         shift_points: points of the output-weight shift, t = 1/4 .. 1/2 (Fig. 4).
         thresholds: when the escape flags rise (docs/theory.md section 5).
     """
@@ -99,6 +107,7 @@ class PathConfig:
     whiten: bool = False
     channel: bool = False
     partner_restart: bool = False
+    sweep_back: bool = False
     shift_points: int = 10
     thresholds: diag.Thresholds = field(default_factory=diag.Thresholds)
 
@@ -170,7 +179,7 @@ class PathConfig:
             raise ValueError(f"unknown solver {self.solver!r}; expected one of {SOLVERS}")
         if not isinstance(self.gauge, bool) or not isinstance(self.predictor, bool):
             raise TypeError("gauge and predictor must be bools")
-        for name in ("varpro", "whiten", "channel", "partner_restart"):
+        for name in SWITCHES:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool; got {getattr(self, name)!r}")
         if self.whiten and self.layer < 2:
@@ -212,6 +221,14 @@ class PathConfig:
         """d_0 > d_1 > ... > d_S = ratio d_0 (log-spaced), then 0."""
         S = self.steps
         return [d0 * self.ratio ** (i / S) for i in range(S + 1)] + [0.0]
+
+    @property
+    def checkpoint_steps(self) -> int:
+        """The step records a finished path leaves in its checkpoint (the unit of a sweep's
+        progress): d_0 .. d_S and the merge, and with ``sweep_back`` the second solve of each
+        of d_S .. d_1."""
+        n = self.steps + 2
+        return n + (n - 2 if self.sweep_back else 0)
 
     def solver_options(self) -> dict[str, Any]:
         """Keyword options of :func:`weightsym.optimize.minimize` for one step."""

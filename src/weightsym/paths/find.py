@@ -148,7 +148,9 @@ def _descend(
     thetas: list[Tensor] = []
     phis: list[Tensor] = [con.chart(start)]
     ds: list[float] = [d0]
-    bar = tqdm(total=len(schedule), disable=not progress, desc=f"path {cfg.pair}", leave=False)
+    bar = tqdm(
+        total=cfg.checkpoint_steps, disable=not progress, desc=f"path {cfg.pair}", leave=False
+    )
     for i, d in enumerate(schedule):
         if ckpt is not None and i in ckpt:
             row, tens = ckpt.load_step(i)
@@ -184,6 +186,8 @@ def _descend(
         else:
             phis[0] = phi
         bar.update(1)
+    if cfg.sweep_back:
+        _sweep_back(loss, con, schedule, (records, thetas, phis), start, cfg, ckpt, chart, bar)
     bar.close()
     return records, thetas
 
@@ -217,17 +221,70 @@ def _partner_restart(
     if not again.loss < outcome.loss:
         return solved
     note = "restarted with neuron {1} pulled back from its partner {0}: ".format(*partner)
-    kept = dataclasses.replace(
-        again,
-        nit=outcome.nit + again.nit,
-        ngev=outcome.ngev + again.ngev,
-        nhev=outcome.nhev + again.nhev,
-        nhvp=outcome.nhvp + again.nhvp,
-        wall_time=outcome.wall_time + again.wall_time,
-        message=note + again.message + f" (the first solve: {outcome.loss:.6g})",
-        restarted=True,
-    )
+    kept = _second_kept(outcome, again, note, restarted=True)
     return phi2, kept, _diagnostics(loss, con.embed(phi2, d), start, cfg)
+
+
+def _second_kept(first: StepOutcome, second: StepOutcome, note: str, **flag: bool) -> StepOutcome:
+    """``second``, the solve kept, counting both solves' work; its message starts with
+    ``note`` and ends with the first solve's loss; ``flag`` names how it was found."""
+    return dataclasses.replace(
+        second,
+        nit=first.nit + second.nit,
+        ngev=first.ngev + second.ngev,
+        nhev=first.nhev + second.nhev,
+        nhvp=first.nhvp + second.nhvp,
+        wall_time=first.wall_time + second.wall_time,
+        message=note + second.message + f" (the first solve: {first.loss:.6g})",
+        **flag,
+    )
+
+
+SWEEP_GAIN = 1e-6
+"""``PathConfig.sweep_back`` keeps a step's second solve when its loss is below the first's by
+more than this fraction of it: smaller differences are those of two stops at one minimum."""
+
+
+def _sweep_back(
+    loss: Loss,
+    con: PairConstraint,
+    schedule: list[float],
+    path: tuple[list[StepRecord], list[Tensor], list[Tensor]],
+    start: Tensor,
+    cfg: PathConfig,
+    ckpt: Checkpoint | None,
+    chart: SolverChart,
+    bar: Any,
+) -> None:
+    """``PathConfig.sweep_back``: solve steps d_S .. d_1 again, each from the solution now kept
+    at the step after it (so a lower branch travels back as far as it exists), keeping the
+    second solve where it is lower (:data:`SWEEP_GAIN`); step 0 stays theta*'s own solve, so
+    that the path starts where it should. ``path`` = (records, thetas,
+    phis) of the descent, updated in place. With a checkpoint, the kept point of step i is
+    stored under ``len(schedule) + i`` and resumed from there
+    (docs/certification.md section 5)."""
+    records, thetas, phis = path
+    n = len(schedule)
+    for i in range(n - 2, 0, -1):
+        key = n + i
+        if ckpt is not None and key in ckpt:
+            row, tens = ckpt.load_step(key)
+            rec, phi = StepRecord.from_row(row), tens["phi"]
+        else:
+            rec, phi = records[i], phis[i]
+            phi2, again = solve_step(loss, con, rec.d, phis[i + 1], phis[i + 1], cfg, chart=chart)
+            if again.loss < rec.loss - SWEEP_GAIN * abs(rec.loss):
+                note = f"swept back from step {i + 1}: "
+                outcome = _second_kept(rec, again, note, swept=True)
+                th = con.embed(phi2, rec.d)
+                rec = dataclasses.replace(
+                    rec, **outcome.__dict__, diagnostics=_diagnostics(loss, th, start, cfg)
+                )
+                phi = phi2
+            if ckpt is not None:
+                ckpt.save_step(key, rec.as_row(), {"phi": phi, "theta": con.embed(phi, rec.d)})
+        records[i], phis[i], thetas[i] = rec, phi, con.embed(phi, rec.d)
+        bar.update(1)
 
 
 def _diagnostics(loss: Loss, theta: Tensor, start: Tensor, cfg: PathConfig) -> Any:

@@ -40,7 +40,8 @@ class StepOutcome:
     computed (the output-weight shift, rows of older versions); ``excess_bound``: that number
     is a lower bound only (curvature <= 0 met, or its CG stopped short); ``restarted``: the
     step was solved again off a partner channel (``PathConfig.partner_restart``) and that solve
-    is the one kept."""
+    is the one kept; ``swept``: the step was solved again from the next step's solution in the
+    backward sweep (``PathConfig.sweep_back``) and that solve is the one kept."""
 
     loss: float
     grad_inf: float
@@ -55,6 +56,7 @@ class StepOutcome:
     excess: float = float("nan")
     excess_bound: bool = False
     restarted: bool = False
+    swept: bool = False
 
 
 PLACE = ("index", "segment", "d", "t")
@@ -89,8 +91,8 @@ class StepRecord(StepOutcome):
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StepRecord:
         """The inverse of :meth:`as_row` (e.g. for a record read from a checkpoint); a field
-        with a default that an older row lacks (``excess``, ``excess_bound``, ``restarted``)
-        takes it."""
+        with a default that an older row lacks (``excess``, ``excess_bound``, ``restarted``,
+        ``swept``) takes it."""
         own = {
             f.name: row[f.name]
             for f in dataclasses.fields(cls)

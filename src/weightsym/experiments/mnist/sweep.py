@@ -42,7 +42,7 @@ def tasks(cfg: MnistConfig, out: Path) -> tuple[list[Task], list[str], list[str]
                 run_path,
                 (job,),
                 after=(f"teacher-H{H}-seed{s}",),
-                steps=cfg.path.steps + 2,
+                steps=cfg.path.checkpoint_steps,
                 count=StepFiles(job.folder),
             )
         )
