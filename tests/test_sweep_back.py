@@ -36,6 +36,8 @@ def test_the_sweep_carries_a_lower_branch_back_and_the_barrier_moves_to_the_poin
     assert swept.barrier.loss == pytest.approx(forward.permutation_point_loss, rel=1e-12)
     kept = [r.index for r in swept.records if r.swept]
     assert kept == [1, 2, 3, 4]
+    assert swept.summary().swept_steps == (1, 2, 3, 4) and forward.summary().swept_steps == ()
+    assert swept.summary().as_dict()["swept_steps"] == [1, 2, 3, 4]
     gain = find_module.SWEEP_GAIN
     for a, b, tha, thb in zip(forward.records, swept.records, forward.thetas, swept.thetas):
         if b.swept:

@@ -107,6 +107,8 @@ def cmd(model, data, layer, pair, kind, distance, gauge, out, certify, trust_pic
         f"converged at every step: {s.all_converged} (worst grad_inf {s.worst_grad_inf:.1e}); "
         f"flags: {flags}"
     )
+    if path.config.sweep_back:
+        click.echo(f"swept back: {len(s.swept_steps)} steps lowered {list(s.swept_steps)}")
     for line in channel_lines(s):
         click.echo(line)
     if certificate is not None:

@@ -126,7 +126,9 @@ class PathSummary:
     ``worst_excess_ratio``: the largest estimated remaining excess of a solved step over its
     loss (NaN where no step has an estimate; docs/certification.md); ``partner_channel``: the
     channel of a third neuron with a partner that descent steps sit on, with the loss its
-    limit step tends to (``None``: none met; docs/certification.md section 1).
+    limit step tends to (``None``: none met; docs/certification.md section 1); ``swept_steps``:
+    the steps whose point the backward sweep lowered (``PathConfig.sweep_back``;
+    docs/certification.md section 5).
     """
 
     config: PathConfig
@@ -140,6 +142,7 @@ class PathSummary:
     channel_limit: ChannelLimit | None = None
     worst_excess_ratio: float = math.nan
     partner_channel: PartnerChannel | None = None
+    swept_steps: tuple[int, ...] = ()
 
     @property
     def all_converged(self) -> bool:
@@ -193,6 +196,7 @@ class PathSummary:
             "partner_channel": (
                 None if self.partner_channel is None else self.partner_channel.as_dict()
             ),
+            "swept_steps": list(self.swept_steps),
         }
 
 
@@ -367,4 +371,5 @@ class PermutationPath:
             channel_limit=self.channel_limit,
             worst_excess_ratio=self.worst_excess_ratio,
             partner_channel=self.partner_channel,
+            swept_steps=tuple(r.index for r in self.records if r.swept),
         )
