@@ -26,7 +26,9 @@ their original order): the loss that step tends to along that channel.
 on a partner channel is solved again with j pulled back from p (docs/certification.md
 section 1). ``--sweep-back`` with ``PathConfig(sweep_back=True)``: every step solved again from
 the step after it, the lower kept (docs/certification.md section 5). ``--given-only`` computes
-the path as given and no reruns (no certificate; for settings whose reruns do not fit).
+the path as given and no reruns (no certificate; for settings whose reruns do not fit); with
+``--other-rounding`` it computes instead the certificate's other-rounding run alone (samples
+reordered, two torch threads).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from pathlib import Path
 from certify_pca import certificate_lines
 from mnist_path import limited_threads, problem
 
-from weightsym.certify import RERUN_FOLDERS, RUNS, certify_path
+from weightsym.certify import RERUN_FOLDERS, RUNS, certify_path, reordered
 from weightsym.constraints import PairConstraint
 from weightsym.experiments.mnist import MNIST_PATH, MnistConfig
 from weightsym.partner_channel import partner_limit
@@ -62,6 +64,9 @@ def main() -> None:
     )
     ap.add_argument("--sweep-back", action="store_true", help="PathConfig(sweep_back=True)")
     ap.add_argument("--given-only", action="store_true", help="no reruns, no certificate")
+    ap.add_argument(
+        "--other-rounding", action="store_true", help="with --given-only: the rounding rerun"
+    )
     ap.add_argument("--limit-iter", type=int, default=2000, help="L-BFGS iterations of a limit")
     args = ap.parse_args()
     try:
@@ -79,7 +84,9 @@ def main() -> None:
         cfg = MnistConfig(path=path).path_config(args.variant)
         t0 = time.perf_counter()
         if args.given_only:
-            given = find_path(loss, teacher.theta, cfg, out=args.out)
+            with limited_threads(2 if args.other_rounding else 1):
+                problem_ = reordered(loss) if args.other_rounding else loss
+                given = find_path(problem_, teacher.theta, cfg, out=args.out)
             verdict, folders = path_lines(given), (args.out,)
         else:
             cert = certify_path(loss, teacher.theta, config=cfg, out=str(args.out))
@@ -99,11 +106,13 @@ def main() -> None:
         f"projection of the whitened chart, {args.step_iter} iterations a step, tol {args.tol:g}"
         f"{', partner restarts' if args.partner_restart else ''}"
         f"{', swept back' if args.sweep_back else ''}; "
-        f"{'the path' if args.given_only else 'the three runs'} in {wall:.0f} s.",
+        f"{'the path' if args.given_only else 'the three runs'}"
+        f"{' on the samples reordered, two threads' if args.other_rounding else ''}"
+        f" in {wall:.0f} s.",
         "",
         *verdict,
         "",
-        step_table(paths),
+        step_table(paths, (RUNS[2],) if args.other_rounding else RUNS),
     ]
     if limit_steps:
         lines += ["", *LIMIT_HEAD, *(row for row in limits if row)]
@@ -173,10 +182,10 @@ def _ranges(ix: list[int]) -> str:
     return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in out) or "none"
 
 
-def step_table(paths: list[PermutationPath]) -> str:
+def step_table(paths: list[PermutationPath], labels: tuple[str, ...] = RUNS) -> str:
     """One row a solved step: d, then per run its loss (* = not converged, v = kept from the
     backward sweep) and its flags."""
-    labels = RUNS[: len(paths)]
+    labels = labels[: len(paths)]
     head = "| step | d | " + " | ".join(f"{label}: loss | flags" for label in labels) + " |"
     rows = [head, "|" + "---|" * (2 + 2 * len(labels))]
     first = paths[0]

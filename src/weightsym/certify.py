@@ -164,7 +164,7 @@ def certify_path(
     before = torch.get_num_threads()
     torch.set_num_threads(threads or (2 if before == 1 else 1))
     try:
-        third, wall3 = _timed(find_path, _reordered(loss), theta, cfg, out=rerun["other-rounding"])
+        third, wall3 = _timed(find_path, reordered(loss), theta, cfg, out=rerun["other-rounding"])
     finally:
         torch.set_num_threads(before)
     runs = (_values(RUNS[0], first, wall), _values(RUNS[1], second, wall2))
@@ -178,8 +178,9 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[PermutationPath, float]:
     return path, time.perf_counter() - t0
 
 
-def _reordered(loss: Loss) -> Loss:
-    """The same loss with its samples in a seeded random order."""
+def reordered(loss: Loss) -> Loss:
+    """The same loss with its samples in a seeded random order (:data:`ROUNDING_SEED`): the
+    problem of :func:`certify_path`'s other-rounding run."""
     gen = torch.Generator().manual_seed(ROUNDING_SEED)
     order = torch.randperm(loss.T, generator=gen)
     return Loss(loss.net, loss.X[order], loss.Y[order], kind=loss.kind)
