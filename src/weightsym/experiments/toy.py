@@ -34,9 +34,11 @@ from weightsym.results_folder import open_results_folder
 
 ACTIVATIONS = ("relu", "softplus")
 TOY_LAYER = 1
-TOY_PATH = PathConfig(layer=TOY_LAYER, max_iter=40, patience=10)
+TOY_PATH = PathConfig(layer=TOY_LAYER, max_iter=40, patience=10, sweep_back=True)
 """The toy's path settings: the library defaults, with a per-step budget of 40 trust-region
-iterations and a patience of 10 (docs/theory.md section 6)."""
+iterations and a patience of 10 (docs/theory.md section 6), and the backward sweep, which on
+the toy lowered 23 of the 50 barriers, raised none and certified 33 paths against 29 without it
+(docs/certification.md section 5)."""
 
 
 @dataclass(frozen=True)
