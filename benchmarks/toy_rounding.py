@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from weightsym.certify import T_ATOL  # positions agree as in the certificate
+from weightsym.paths.config import SWITCHES
 
 HERE = Path(__file__).parent
 CELLS = ("barrier", "barrier_t", "loss_permutation_point", "channel_limit", "partner_limit")
@@ -70,9 +71,9 @@ def toy_command(config: dict, out: Path, workers: int) -> list[str]:
     cmd += ["--max-iter", str(path["max_iter"]), "--patience", str(path["patience"])]
     cmd += ["--samples", str(config["samples"]), "--seed", str(config["seed"])]
     cmd += ["--workers", str(workers)]
-    for flag in ("varpro", "whiten", "channel"):
-        if path.get(flag):
-            cmd.append(f"--{flag}")
+    for flag in SWITCHES:  # each explicit: a default may have changed since the reference
+        option = flag.replace("_", "-")
+        cmd.append(f"--{option}" if path.get(flag) else f"--no-{option}")
     return cmd
 
 
