@@ -259,10 +259,9 @@ def _sweep_back(
     """``PathConfig.sweep_back``: solve steps d_S .. d_1 again, each from the solution now kept
     at the step after it (so a lower branch travels back as far as it exists), keeping the
     second solve where it is lower (:data:`SWEEP_GAIN`); step 0 stays theta*'s own solve, so
-    that the path starts where it should. ``path`` = (records, thetas,
-    phis) of the descent, updated in place. With a checkpoint, the kept point of step i is
-    stored under ``len(schedule) + i`` and resumed from there
-    (docs/certification.md section 5)."""
+    that the path starts where it should. ``path`` = (records, thetas, phis) of the descent,
+    updated in place. With a checkpoint, the kept point of step i is stored under
+    ``len(schedule) + i`` and resumed from there (docs/certification.md section 5)."""
     records, thetas, phis = path
     n = len(schedule)
     for i in range(n - 2, 0, -1):
