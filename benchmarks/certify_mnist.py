@@ -160,7 +160,7 @@ def _flags(r) -> str:
 def path_lines(path: PermutationPath) -> list[str]:
     """The numbers of one path (``--given-only``)."""
     b, s = path.barrier, path.summary()
-    swept = [r.index for r in path.records if r.swept]
+    swept = list(s.swept_steps)
     solver = sum(r.wall_time for r in path.records)
     return [
         f"barrier {b.loss:.9e} at t = {b.t:.4g} (step {b.index}, "
@@ -173,7 +173,7 @@ def path_lines(path: PermutationPath) -> list[str]:
 
 def _ranges(ix: list[int]) -> str:
     """[1, 2, 3, 7] -> "1-3, 7"."""
-    out: list[str] = []
+    out: list[list[int]] = []
     for i in ix:
         if out and out[-1][1] == i - 1:
             out[-1][1] = i

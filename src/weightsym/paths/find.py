@@ -268,21 +268,21 @@ def _sweep_back(
         key = n + i
         if ckpt is not None and key in ckpt:
             row, tens = ckpt.load_step(key)
-            rec, phi = StepRecord.from_row(row), tens["phi"]
+            records[i], phis[i] = StepRecord.from_row(row), tens["phi"]
+            thetas[i] = con.embed(phis[i], records[i].d)
         else:
-            rec, phi = records[i], phis[i]
+            rec = records[i]
             phi2, again = solve_step(loss, con, rec.d, phis[i + 1], phis[i + 1], cfg, chart=chart)
             if again.loss < rec.loss - SWEEP_GAIN * abs(rec.loss):
+                th = con.embed(phi2, rec.d)
                 note = f"swept back from step {i + 1}: "
                 outcome = _second_kept(rec, again, note, swept=True)
-                th = con.embed(phi2, rec.d)
-                rec = dataclasses.replace(
+                records[i] = dataclasses.replace(
                     rec, **outcome.__dict__, diagnostics=_diagnostics(loss, th, start, cfg)
                 )
-                phi = phi2
+                phis[i], thetas[i] = phi2, th
             if ckpt is not None:
-                ckpt.save_step(key, rec.as_row(), {"phi": phi, "theta": con.embed(phi, rec.d)})
-        records[i], phis[i], thetas[i] = rec, phi, con.embed(phi, rec.d)
+                ckpt.save_step(key, records[i].as_row(), {"phi": phis[i], "theta": thetas[i]})
         bar.update(1)
 
 
